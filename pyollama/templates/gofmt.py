@@ -1,0 +1,446 @@
+"""Go's fmt package, as far as templates reach it: Sprint, Sprintln, Sprintf and %v printing.
+
+Go prints values differently from Python in ways a prompt shows: floats as `3.24e+07`, nil as
+`<nil>`, maps as `map[a:1 b:2]` in key order, slices as `[1 2]`, bad verbs as `%!d(string=x)`.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pyollama.templates.govalues import MISSING, GoSlice, GoStruct, OrderedMap, sorted_keys, type_name
+
+# ---------------------------------------------------------------------------------------------------
+# strconv
+
+
+def _shortest_digits(f: float) -> tuple[str, int]:
+    """Shortest round-trip decimal digits of |f| and the decimal point position (strconv's digs.dp)."""
+    r = repr(abs(f))
+    exp = 0
+    if "e" in r:
+        r, e = r.split("e")
+        exp = int(e)
+    if "." in r:
+        ip, fp = r.split(".")
+    else:
+        ip, fp = r, ""
+    digits = ip + fp
+    dp = len(ip) + exp
+    stripped = digits.lstrip("0")
+    dp -= len(digits) - len(stripped)
+    digits = stripped.rstrip("0")
+    if not digits:
+        return "0", 1
+    return digits, dp
+
+
+def _fmt_e(neg: bool, digits: str, dp: int, prec: int, ch: str) -> str:
+    s = "-" if neg else ""
+    s += digits[0]
+    if prec > 0:
+        frac = digits[1:prec + 1]
+        s += "." + frac + "0" * (prec - len(frac))
+    exp = dp - 1 if digits != "0" else 0
+    sign = "-" if exp < 0 else "+"
+    exp = abs(exp)
+    return f"{s}{ch}{sign}{exp:02d}"
+
+
+def _fmt_f(neg: bool, digits: str, dp: int, prec: int) -> str:
+    s = "-" if neg else ""
+    if dp > 0:
+        ip = digits[:dp] + "0" * max(0, dp - len(digits))
+    else:
+        ip = "0"
+    s += ip
+    if prec > 0:
+        frac = []
+        for i in range(prec):
+            j = dp + i
+            frac.append(digits[j] if 0 <= j < len(digits) else "0")
+        s += "." + "".join(frac)
+    return s
+
+
+def format_float(f: float, verb: str = "g", prec: int = -1) -> str:
+    """strconv.FormatFloat(f, verb, prec, 64) for verbs e E f g G."""
+    if math.isnan(f):
+        return "NaN"
+    if math.isinf(f):
+        return "+Inf" if f > 0 else "-Inf"
+    neg = f < 0 or (f == 0 and math.copysign(1.0, f) < 0)
+    if prec >= 0:
+        # Python's %-formatting rounds the exact binary value like strconv does.
+        if verb in "eE":
+            return ("%." + str(prec) + verb) % f
+        if verb in "fF":
+            return ("%." + str(prec) + "f") % f
+        if verb in "gG":
+            p = max(prec, 1)
+            # Go keeps exponents at two digits minimum, as Python does; no `#` handling here.
+            return ("%." + str(p) + verb) % f
+    digits, dp = _shortest_digits(f)
+    if verb in "eE":
+        return _fmt_e(neg, digits, dp, len(digits) - 1, verb)
+    if verb in "fF":
+        return _fmt_f(neg, digits, dp, max(len(digits) - dp, 0))
+    # shortest %g (and %v): strconv switches to exponent form when exp < -4 || exp >= 6.
+    exp = dp - 1 if digits != "0" else 0
+    if exp < -4 or exp >= 6:
+        return _fmt_e(neg, digits, dp, len(digits) - 1, "E" if verb == "G" else "e")
+    return _fmt_f(neg, digits, dp, max(len(digits) - dp, 0))
+
+
+def go_float_v(f: float) -> str:
+    """fmt's %v for a float64 (strconv 'g', shortest)."""
+    return format_float(f, "g", -1)
+
+
+def _is_print(c: str) -> bool:
+    return c == " " or (c.isprintable() and not c.isspace())
+
+
+def quote(s: str, ascii_only: bool = False) -> str:
+    """strconv.Quote: a double-quoted Go string literal."""
+    out = ['"']
+    for c in s:
+        o = ord(c)
+        if c == '"':
+            out.append('\\"')
+        elif c == "\\":
+            out.append("\\\\")
+        elif 0xD800 <= o <= 0xDFFF:
+            out.append("\\ufffd")
+        elif o < 0x80 and _is_print(c):
+            out.append(c)
+        elif o >= 0x80 and _is_print(c) and not ascii_only:
+            out.append(c)
+        elif c in "\a\b\f\n\r\t\v":
+            out.append({"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
+                        "\t": "\\t", "\v": "\\v"}[c])
+        elif o < 0x20 or o == 0x7F:
+            out.append("\\x%02x" % o)
+        elif o < 0x10000:
+            out.append("\\u%04x" % o)
+        else:
+            out.append("\\U%08x" % o)
+    out.append('"')
+    return "".join(out)
+
+
+def quote_rune(r: int) -> str:
+    c = chr(r)
+    if c == "'":
+        return "'\\''"
+    if c == '"':
+        return "'\"'"
+    q = quote(c)
+    return "'" + q[1:-1] + "'"
+
+
+# ---------------------------------------------------------------------------------------------------
+# printing values (%v and friends)
+
+
+class _Spec:
+    __slots__ = ("plus", "minus", "sharp", "space", "zero", "width", "prec")
+
+    def __init__(self) -> None:
+        self.plus = self.minus = self.sharp = self.space = self.zero = False
+        self.width: int | None = None
+        self.prec: int | None = None
+
+
+_PLAIN = _Spec()
+
+
+def _pad(s: str, sp: _Spec, numeric: bool = False) -> str:
+    if sp.width is None or len(s) >= sp.width:
+        return s
+    n = sp.width - len(s)
+    if sp.minus:
+        return s + " " * n
+    if sp.zero and numeric:
+        if s and s[0] in "+- ":
+            return s[0] + "0" * n + s[1:]
+        return "0" * n + s
+    if sp.zero and not numeric:
+        return "0" * n + s
+    return " " * n + s
+
+
+def _bad(verb: str, v: Any) -> str:
+    if v is None:
+        return f"%!{verb}(<nil>)"
+    return f"%!{verb}({type_name(v)}={format_value(v, 'v')})"
+
+
+def _fmt_int(v: int, verb: str, sp: _Spec) -> str:
+    neg = v < 0
+    a = -v if neg else v
+    if verb in "vd":
+        body = str(a)
+    elif verb == "b":
+        body = format(a, "b")
+    elif verb == "o":
+        body = format(a, "o")
+        if sp.sharp:
+            body = "0" + body
+    elif verb == "O":
+        body = "0o" + format(a, "o")
+    elif verb == "x":
+        body = format(a, "x")
+        if sp.sharp:
+            body = "0x" + body
+    elif verb == "X":
+        body = format(a, "X")
+        if sp.sharp:
+            body = "0X" + body
+    elif verb == "c":
+        return _pad(chr(v) if 0 <= v <= 0x10FFFF else "\ufffd", sp)
+    elif verb == "q":
+        return _pad(quote_rune(v), sp)
+    elif verb == "U":
+        s = "U+%04X" % v
+        if sp.sharp and 0 <= v <= 0x10FFFF and _is_print(chr(v)):
+            s += " '" + chr(v) + "'"
+        return _pad(s, sp)
+    else:
+        return _bad(verb, v)
+    if sp.prec is not None:
+        body = body.rjust(sp.prec, "0") if not (sp.prec == 0 and a == 0) else ""
+    sign = "-" if neg else ("+" if sp.plus else (" " if sp.space else ""))
+    s = sign + body
+    return _pad(s, sp, numeric=sp.prec is None)
+
+
+def _fmt_float(v: float, verb: str, sp: _Spec) -> str:
+    if verb == "v":
+        s = format_float(v, "g", -1 if sp.prec is None else sp.prec)
+    elif verb in "gG":
+        s = format_float(v, verb, -1 if sp.prec is None else sp.prec)
+    elif verb in "eEfF":
+        s = format_float(v, verb, 6 if sp.prec is None else sp.prec)
+    else:
+        return _bad(verb, v)
+    if sp.plus and not s.startswith("-") and s != "NaN":
+        s = "+" + s
+    elif sp.space and not s.startswith("-"):
+        s = " " + s
+    numeric = not (math.isinf(v) or math.isnan(v))
+    return _pad(s, sp, numeric=numeric)
+
+
+def _fmt_complex(v: complex, verb: str, sp: _Spec) -> str:
+    if verb not in "vbgGxXfFeE":
+        return _bad(verb, v)
+    re = _fmt_float(v.real, verb, sp)
+    im = _fmt_float(v.imag, verb, sp)
+    if not im.lstrip().startswith(("-", "+")):
+        im = "+" + im
+    return f"({re}{im}i)"
+
+
+def _fmt_str(v: str, verb: str, sp: _Spec) -> str:
+    if sp.prec is not None and verb in "vsqxX":
+        v = v[:sp.prec]
+    if verb in "vs":
+        return _pad(v, sp)
+    if verb == "q":
+        if sp.sharp and "`" not in v and all(_is_print(c) or c == "\t" for c in v):
+            return _pad("`" + v + "`", sp)
+        return _pad(quote(v, ascii_only=sp.plus), sp)
+    if verb in "xX":
+        h = v.encode("utf-8", "surrogatepass").hex()
+        if verb == "X":
+            h = h.upper()
+        if sp.space:
+            pre = "0x" if verb == "x" else "0X"
+            h = " ".join((pre if sp.sharp else "") + h[i:i + 2] for i in range(0, len(h), 2))
+        elif sp.sharp:
+            h = ("0x" if verb == "x" else "0X") + h
+        return _pad(h, sp)
+    return _bad(verb, v)
+
+
+def _fmt_bool(v: bool, verb: str, sp: _Spec) -> str:
+    if verb in "vt":
+        return _pad("true" if v else "false", sp)
+    return _bad(verb, v)
+
+
+def format_value(v: Any, verb: str = "v", sp: _Spec = _PLAIN, depth: int = 0) -> str:
+    """Format one operand the way fmt does for `verb` (printValue / printArg)."""
+    if v is None or v is MISSING:
+        if verb in "vT" or depth > 0:  # a nil inside a container prints as <nil> for any verb
+            return _pad("<nil>", sp)
+        return _bad(verb, None)
+    t = type(v)
+    if t is str:
+        return _fmt_str(v, verb, sp)
+    if t is bool:
+        return _fmt_bool(v, verb, sp)
+    if t is int:
+        return _fmt_int(v, verb, sp)
+    if t is float:
+        return _fmt_float(v, verb, sp)
+    if isinstance(v, GoStruct):
+        if verb in "vsqxX":
+            s = v.go_string()
+            if s is not None:
+                return _fmt_str(s, "s" if verb == "v" else verb, sp)
+        fields = " ".join(format_value(getattr(v, f), verb, sp, depth + 1) for f in v._go_fields)
+        prefix = "&" if v._go_pointer and depth == 0 else ""
+        if v._go_pointer and depth > 0:
+            return "0xc000010000"
+        return prefix + "{" + fields + "}"
+    if isinstance(v, (GoSlice, OrderedMap)) and hasattr(v, "go_string"):
+        s = v.go_string()
+        if s is not None and verb in "vsqxX":
+            return _fmt_str(s, "s" if verb == "v" else verb, sp)
+    if isinstance(v, str):
+        return _fmt_str(str(v), verb, sp)
+    if isinstance(v, bool):
+        return _fmt_bool(bool(v), verb, sp)
+    if isinstance(v, int):
+        return _fmt_int(int(v), verb, sp)
+    if isinstance(v, float):
+        return _fmt_float(float(v), verb, sp)
+    if isinstance(v, complex):
+        return _fmt_complex(v, verb, sp)
+    if isinstance(v, (list, tuple)):
+        return "[" + " ".join(format_value(e, verb, sp, depth + 1) for e in v) + "]"
+    if isinstance(v, dict):
+        parts = []
+        for k in sorted_keys(v):
+            parts.append(format_value(k, verb, sp, depth + 1) + ":" + format_value(v[k], verb, sp, depth + 1))
+        return "map[" + " ".join(parts) + "]"
+    if callable(v):
+        return "0x4a5b60"
+    return _pad(str(v), sp)
+
+
+def _is_string_operand(v: Any) -> bool:
+    return isinstance(v, str)
+
+
+def sprint(args: list[Any] | tuple[Any, ...]) -> str:
+    """fmt.Sprint: a space between operands when neither side is a string."""
+    out = []
+    prev_str = True
+    for i, a in enumerate(args):
+        is_str = _is_string_operand(a)
+        if i > 0 and not is_str and not prev_str:
+            out.append(" ")
+        out.append(format_value(a))
+        prev_str = is_str
+    return "".join(out)
+
+
+def sprintln(args: list[Any] | tuple[Any, ...]) -> str:
+    return " ".join(format_value(a) for a in args) + "\n"
+
+
+def sprintf(fmt: str, args: list[Any] | tuple[Any, ...]) -> str:
+    """fmt.Sprintf, including Go's in-band error strings for bad verbs and argument counts."""
+    out: list[str] = []
+    n = len(fmt)
+    i = 0
+    argi = 0
+    reordered = False
+    while i < n:
+        j = fmt.find("%", i)
+        if j < 0:
+            out.append(fmt[i:])
+            break
+        out.append(fmt[i:j])
+        i = j + 1
+        if i >= n:
+            out.append("%!(NOVERB)")
+            break
+        sp = _Spec()
+        while i < n and fmt[i] in "+-# 0":
+            c = fmt[i]
+            if c == "+":
+                sp.plus = True
+            elif c == "-":
+                sp.minus = True
+                sp.zero = False
+            elif c == "#":
+                sp.sharp = True
+            elif c == " ":
+                sp.space = True
+            elif c == "0":
+                sp.zero = not sp.minus
+            i += 1
+        # explicit argument index [n]
+        if i < n and fmt[i] == "[":
+            k = fmt.find("]", i)
+            if k > 0 and fmt[i + 1:k].isdigit():
+                argi = int(fmt[i + 1:k]) - 1
+                reordered = True
+                i = k + 1
+        if i < n and fmt[i] == "*":
+            i += 1
+            if argi < len(args) and isinstance(args[argi], int) and not isinstance(args[argi], bool):
+                sp.width = args[argi]
+                if sp.width < 0:
+                    sp.minus, sp.width = True, -sp.width
+            else:
+                out.append("%!(BADWIDTH)")
+            argi += 1
+        else:
+            s = i
+            while i < n and fmt[i].isdigit():
+                i += 1
+            if i > s:
+                sp.width = int(fmt[s:i])
+        if i < n and fmt[i] == ".":
+            i += 1
+            if i < n and fmt[i] == "*":
+                i += 1
+                if argi < len(args) and isinstance(args[argi], int) and not isinstance(args[argi], bool):
+                    sp.prec = args[argi]
+                    if sp.prec < 0:
+                        sp.prec = None
+                else:
+                    out.append("%!(BADPREC)")
+                argi += 1
+            else:
+                s = i
+                while i < n and fmt[i].isdigit():
+                    i += 1
+                sp.prec = int(fmt[s:i]) if i > s else 0
+        if i < n and fmt[i] == "[":
+            k = fmt.find("]", i)
+            if k > 0 and fmt[i + 1:k].isdigit():
+                argi = int(fmt[i + 1:k]) - 1
+                reordered = True
+                i = k + 1
+        if i >= n:
+            out.append("%!(NOVERB)")
+            break
+        verb = fmt[i]
+        i += 1
+        if verb == "%":
+            out.append("%")
+            continue
+        if argi >= len(args) or argi < 0:
+            out.append(f"%!{verb}(MISSING)")
+            continue
+        a = args[argi]
+        argi += 1
+        if verb == "T":
+            out.append(_pad(type_name(a), sp))
+            continue
+        if verb == "v" and sp.plus:
+            sp.plus = False  # %+v only changes struct printing, which prompts never use
+        out.append(format_value(a, verb, sp))
+    if not reordered and argi < len(args):
+        extra = ", ".join(("<nil>" if a is None else f"{type_name(a)}={format_value(a)}") for a in args[argi:])
+        out.append(f"%!(EXTRA {extra})")
+    return "".join(out)
+
+
+__all__ = ["format_float", "format_value", "go_float_v", "quote", "sprint", "sprintf", "sprintln"]

@@ -1,0 +1,149 @@
+"""Go's encoding/json Marshal, byte for byte, for the values templates hand to `json`.
+
+Differences from Python's json.dumps that show in prompts: no spaces after `,` and `:`, map keys
+sorted, `<`, `>` and `&` escaped as \\u003c \\u003e \\u0026 (HTML-safe), U+2028/U+2029 escaped,
+floats as Go formats them (`1e+21`, `1e-7`, `3`), and NaN/Inf refused.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pyollama.templates.govalues import MISSING, GoSlice, GoStruct, OrderedMap, sorted_keys
+
+
+class UnsupportedValue(ValueError):
+    """json: unsupported value (NaN, ±Inf) or type (functions, complex numbers)."""
+
+
+def _escape_table() -> dict[int, str]:
+    table = {}
+    for c in range(0x20):
+        table[c] = "\\u%04x" % c
+    table.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t", ord("\b"): "\\b", ord("\f"): "\\f"})
+    table.update({ord('"'): '\\"', ord("\\"): "\\\\", ord("<"): "\\u003c", ord(">"): "\\u003e",
+                  ord("&"): "\\u0026", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+    for c in range(0xD800, 0xE000):
+        table[c] = "\\ufffd"  # Go writes invalid UTF-8 (our lone surrogates) as U+FFFD
+    return table
+
+
+_ESC = _escape_table()
+
+
+def encode_string(s: str) -> str:
+    return '"' + s.translate(_ESC) + '"'
+
+
+def encode_float(f: float) -> str:
+    if math.isnan(f) or math.isinf(f):
+        raise UnsupportedValue(f"json: unsupported value: {f!r}")
+    if f == 0:
+        return "-0" if math.copysign(1.0, f) < 0 else "0"
+    a = abs(f)
+    r = repr(f)
+    if a < 1e-6 or a >= 1e21:
+        # strconv 'e' shortest, then Go trims "e-07" to "e-7".
+        from pyollama.templates.gofmt import format_float
+        s = format_float(f, "e", -1)
+        mant, exp = s.split("e")
+        sign = exp[0]
+        digits = exp[1:].lstrip("0") or "0"
+        return f"{mant}e{sign}{digits}"
+    if "e" in r or "E" in r:
+        from pyollama.templates.gofmt import format_float
+        return format_float(f, "f", -1)
+    if r.endswith(".0"):
+        r = r[:-2]
+    return r
+
+
+def marshal(v: Any) -> str:
+    """json.Marshal(v) as a str; raises UnsupportedValue where Go returns an error."""
+    out: list[str] = []
+    _enc(v, out)
+    return "".join(out)
+
+
+def _enc(v: Any, out: list[str]) -> None:
+    if v is None or v is MISSING:
+        out.append("null")
+        return
+    t = type(v)
+    if t is str:
+        out.append(encode_string(v))
+    elif t is bool:
+        out.append("true" if v else "false")
+    elif t is int:
+        out.append(str(v))
+    elif t is float:
+        out.append(encode_float(v))
+    elif isinstance(v, GoStruct):
+        _enc_struct(v, out)
+    elif isinstance(v, (GoSlice, OrderedMap)):
+        custom = v.go_json()
+        if custom is None:
+            out.append("null")
+        elif isinstance(custom, OrderedMap):
+            _enc_object(list(custom.items()), out)
+        else:
+            _enc(custom, out)
+    elif isinstance(v, dict):
+        _enc_object([(k, v[k]) for k in sorted_keys(v)], out)
+    elif isinstance(v, (list, tuple)):
+        out.append("[")
+        for i, e in enumerate(v):
+            if i:
+                out.append(",")
+            _enc(e, out)
+        out.append("]")
+    elif isinstance(v, str):
+        out.append(encode_string(str(v)))
+    elif isinstance(v, bool):
+        out.append("true" if v else "false")
+    elif isinstance(v, int):
+        out.append(str(int(v)))
+    elif isinstance(v, float):
+        out.append(encode_float(float(v)))
+    else:
+        raise UnsupportedValue(f"json: unsupported type: {type(v).__name__}")
+
+
+def _enc_object(items: list[tuple[Any, Any]], out: list[str]) -> None:
+    out.append("{")
+    first = True
+    for k, val in items:
+        if not first:
+            out.append(",")
+        first = False
+        out.append(encode_string(k if isinstance(k, str) else str(k)))
+        out.append(":")
+        _enc(val, out)
+    out.append("}")
+
+
+def is_empty(v: Any) -> bool:
+    """encoding/json's omitempty test: false, 0, "", nil, and empty slices and maps."""
+    if v is None or v is MISSING:
+        return True
+    if isinstance(v, (str, list, tuple, dict)):
+        return len(v) == 0
+    if isinstance(v, bool):
+        return not v
+    if isinstance(v, (int, float)):
+        return v == 0
+    return False
+
+
+def _enc_struct(s: GoStruct, out: list[str]) -> None:
+    custom = s.go_json()
+    if custom is not None:
+        _enc(custom, out)
+        return
+    items = []
+    for field, name, omitempty in s._json_fields:
+        val = getattr(s, field)
+        if omitempty and is_empty(val):
+            continue
+        items.append((name, val))
+    _enc_object(items, out)

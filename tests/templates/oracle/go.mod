@@ -1,0 +1,3 @@
+module pyollama/templates/oracle
+
+go 1.23

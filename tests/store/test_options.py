@@ -1,0 +1,77 @@
+"""The option table must match OLLAMA.md §3 exactly (names, types, defaults, removed keys)."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from pyollama.store import options
+
+OLLAMA_MD = Path(__file__).resolve().parents[3] / "shared" / "OLLAMA.md"
+
+
+def _section3() -> str:
+    if not OLLAMA_MD.is_file():
+        pytest.skip(f"{OLLAMA_MD} is not beside the checkout")
+    text = OLLAMA_MD.read_text()
+    start = text.index("## 3. Runtime options")
+    return text[start:text.index("\n## 4.", start)]
+
+
+def _default(cell: str) -> object:
+    cell = cell.strip()
+    if " if " in cell or cell.startswith(("`", "unset", "from the model")):
+        return None            # decided at run time
+    tok = cell.split()[0]
+    return float(tok) if "." in tok else int(tok)
+
+
+def test_table_matches_ollama_md() -> None:
+    rows = {}
+    for line in _section3().splitlines():
+        m = re.match(r"\|\s*`(\w+)`\s*\|\s*([\w\[\]]+)\s*\|\s*(.*?)\s*\|", line)
+        if m:
+            rows[m.group(1)] = (m.group(2), _default(m.group(3)))
+    assert rows, "no option rows found in OLLAMA.md §3"
+    ours = {n: (o.type, o.default) for n, o in options.OPTIONS.items()}
+    assert ours == rows
+
+
+def test_removed_keys_match_ollama_md() -> None:
+    sec = _section3()
+    para = sec[sec.index("Removed keys"):sec.index("Old clients")]
+    assert options.REMOVED_OPTIONS == set(re.findall(r"`(\w+)`", para))
+    assert not options.REMOVED_OPTIONS & set(options.OPTIONS)
+
+
+def test_runner_options_are_the_reload_set_of_section_4() -> None:
+    assert options.RUNNER_OPTIONS == {"num_ctx", "num_batch", "num_gpu", "main_gpu", "use_mmap", "num_thread",
+                                      "draft_num_predict"}
+
+
+@pytest.mark.parametrize(("name", "text", "want"), [
+    ("num_ctx", "2048", 2048), ("num_ctx", "-4", -4), ("top_p", "0.5", 0.5), ("top_p", "2", 2.0),
+    ("top_p", "1E2", 100.0), ("use_mmap", "t", True), ("use_mmap", "FALSE", False), ("stop", "x y", "x y"),
+])
+def test_parse_text(name: str, text: str, want: object) -> None:
+    assert options.parse_text(name, text) == want
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    ("num_ctx", "2048.0"), ("num_ctx", "1_000"), ("num_ctx", " 1"), ("num_ctx", "0x10"), ("top_p", "nan"),
+    ("top_p", "inf"), ("top_p", "1,5"), ("use_mmap", "yes"), ("use_mmap", "on"),
+])
+def test_parse_text_rejects(name: str, text: str) -> None:
+    with pytest.raises(options.OptionError, match=name):
+        options.parse_text(name, text)
+
+
+def test_coerce_json() -> None:
+    assert options.coerce_json("num_ctx", 4096.7) == 4096          # Ollama truncates JSON numbers for ints
+    assert options.coerce_json("temperature", 1) == 1.0
+    assert options.coerce_json("stop", "x") == ["x"]
+    for name, bad in [("num_ctx", "4096"), ("num_ctx", True), ("temperature", "hot"), ("use_mmap", 1),
+                      ("stop", [1]), ("temperature", float("nan"))]:
+        with pytest.raises(options.OptionError, match=f'option "{name}" must be of type'):
+            options.coerce_json(name, bad)

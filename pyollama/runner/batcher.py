@@ -1,0 +1,314 @@
+"""Continuous batching over one llama_context: the runner's step loop, without threads.
+
+Each slot is a KV sequence id with its own KV stream (kv_unified=False) of num_ctx cells, so
+slots never shrink each other's context and a sequence's results do not depend on what else is
+in the batch (upstream measured identical greedy outputs with per-slot streams, not with one
+unified buffer). Every step packs one token for each decoding sequence plus prompt chunks of
+prefilling ones, up to n_batch tokens, decodes once, and samples every sequence that produced
+logits with its own sampler chain.
+
+Prefix cache: a finished sequence leaves its tokens in its slot's KV; a new request goes to the
+free slot sharing the longest prefix with its prompt (least recently used among equals) and only
+the rest of the prompt is evaluated. Where the cache cannot drop a partial range (sliding-window
+or recurrent memory) the slot is cleared and the prompt re-evaluated in full.
+"""
+from __future__ import annotations
+
+import collections
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pyollama import _native
+from pyollama.engine.detok import Detokenizer
+from pyollama.engine.sampling import SamplingParams, TokenSampler
+from pyollama.engine.stops import StopMatcher
+from pyollama.errors import InvalidRequest, PyollamaError
+from pyollama.runner.types import DoneEvent, ErrorEvent, SeqRequest, Stream, TokenEvent
+
+
+@dataclass
+class Sequence:
+    stream: Stream
+    tokens: list[int]                 # the prompt
+    sampler: TokenSampler
+    detok: Detokenizer
+    stops: StopMatcher
+    num_predict: int
+    logprobs: bool
+    top_logprobs: int
+    slot: int = -1
+    n_past: int = 0                   # tokens of this sequence in the KV cache
+    pending: int = -1                 # sampled, not yet decoded
+    cached: int = 0                   # prompt tokens reused from the cache
+    generated: list[int] = field(default_factory=list)
+    out_idx: int = -1                 # batch index of this step's output, -1 = none
+    t_start: int = 0
+    t_prompt: int = 0
+
+    @property
+    def prefilling(self) -> bool:
+        return self.n_past < len(self.tokens)
+
+
+@dataclass
+class Slot:
+    id: int
+    cached: list[int] = field(default_factory=list)   # tokens whose KV is in this slot
+    last_used: float = 0.0
+    seq: Sequence | None = None
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class BatchLoop:
+    """Owns the context and the slots; `add` requests, call `step` while `busy`. One thread."""
+
+    def __init__(self, model: _native.Model, *, num_ctx: int, parallel: int, num_batch: int,
+                 num_thread: int, flash_attn="auto", kv_cache_type: str = "f16", embedding: bool = False,
+                 adapters=()):
+        self.model = model
+        self.vocab = model.vocab
+        self.parallel = parallel
+        self.embedding_only = embedding
+        pooling = None
+        if not embedding and model.meta(f"{model.arch}.pooling_type") in (None, "0"):
+            pooling = "mean"            # lets a generative model also answer embedding requests
+        self.ctx = _native.Context(
+            model, n_ctx=num_ctx * parallel, n_batch=num_batch, n_ubatch=num_batch, n_seq_max=parallel,
+            n_threads=num_thread, flash_attn=flash_attn, type_k=kv_cache_type, type_v=kv_cache_type,
+            kv_unified=False, embeddings=embedding, pooling=pooling)
+        if adapters:
+            self.ctx.set_adapters(adapters)
+        self.n_ctx_slot = self.ctx.n_ctx_seq
+        self.n_batch = self.ctx.n_batch
+        self.batch = _native.Batch(self.n_batch, 1)
+        self.slots = [Slot(i) for i in range(parallel)]
+        self.waiting: collections.deque[Sequence] = collections.deque()
+        self.active: list[Sequence] = []
+        self._piece = lambda t: self.vocab.token_to_piece(t)
+
+    # --- admission -------------------------------------------------------------------------------
+    def prepare(self, req: SeqRequest, stream: Stream) -> Sequence:
+        """Validate and tokenize a request (any thread: touches only the vocabulary)."""
+        if self.embedding_only:
+            raise InvalidRequest("this model only supports embeddings")
+        opts = dict(req.options or {})
+        tokens = (list(req.prompt) if not isinstance(req.prompt, str)
+                  else self.vocab.tokenize(req.prompt, add_special=req.add_special, parse_special=True))
+        if not tokens:
+            raise InvalidRequest("the prompt is empty")
+        bad = [t for t in tokens if not 0 <= t < self.vocab.n_tokens]
+        if bad:
+            raise InvalidRequest(f"prompt token {bad[0]} is out of range for a vocabulary of {self.vocab.n_tokens}")
+        if len(tokens) >= self.n_ctx_slot:
+            raise InvalidRequest(f"the prompt is {len(tokens)} tokens, which does not fit the context "
+                                 f"of {self.n_ctx_slot} tokens (num_ctx)")
+        params = SamplingParams.from_options(opts, grammar=req.grammar)
+        stop = opts.get("stop") or []
+        if isinstance(stop, str):
+            stop = [stop]
+        num_predict = int(opts.get("num_predict", -1) if opts.get("num_predict") is not None else -1)
+        return Sequence(stream=stream, tokens=tokens,
+                        sampler=TokenSampler(params, self.model, self.n_ctx_slot),
+                        detok=Detokenizer(self._piece), stops=StopMatcher(stop), num_predict=num_predict,
+                        logprobs=req.logprobs or req.top_logprobs > 0, top_logprobs=max(0, req.top_logprobs))
+
+    def add(self, seq: Sequence) -> None:
+        self.waiting.append(seq)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.active or self.waiting)
+
+    def _admit(self) -> None:
+        while self.waiting:
+            free = [s for s in self.slots if s.seq is None]
+            if not free:
+                return
+            seq = self.waiting.popleft()
+            if seq.stream.cancelled:
+                self._finish(seq, "cancel", release=False)
+                continue
+            slot = max(free, key=lambda s: (common_prefix(s.cached, seq.tokens), -s.last_used))
+            keep = min(common_prefix(slot.cached, seq.tokens), len(seq.tokens) - 1)
+            mem = self.ctx.memory
+            if keep < len(slot.cached) and not mem.seq_rm(slot.id, keep, -1):
+                mem.seq_rm(slot.id, -1, -1)       # partial removal unsupported: start over
+                keep = 0
+            del slot.cached[keep:]
+            slot.seq = seq
+            seq.slot = slot.id
+            seq.n_past = seq.cached = keep
+            seq.t_start = time.perf_counter_ns()
+            seq.sampler.accept_prompt(seq.tokens)
+            self.active.append(seq)
+
+    # --- the step --------------------------------------------------------------------------------
+    def step(self) -> None:
+        """Admit, pack one batch, decode, sample. Finished sequences get their DoneEvent."""
+        for seq in [s for s in self.active if s.stream.cancelled]:
+            self._finish(seq, "cancel")
+        self._admit()
+        if not self.active:
+            return
+        b = self.batch
+        b.reset()
+        fed: list[tuple[Sequence, list[int]]] = []
+        for seq in self.active:                       # one token for each decoding sequence
+            seq.out_idx = -1
+            if not seq.prefilling:
+                seq.out_idx = b.add(seq.pending, seq.n_past, seq.slot, True)
+                fed.append((seq, [seq.pending]))
+        budget = self.n_batch - len(b)
+        for seq in self.active:                       # prompt chunks with what is left
+            if budget <= 0:
+                break
+            if seq.prefilling:
+                chunk = seq.tokens[seq.n_past: seq.n_past + budget]
+                last = seq.n_past + len(chunk) == len(seq.tokens)
+                start = b.add_sequence(chunk, seq.n_past, seq.slot, output_last=last)
+                if last:
+                    seq.out_idx = start + len(chunk) - 1
+                fed.append((seq, chunk))
+                budget -= len(chunk)
+        try:
+            self.ctx.decode(b)
+        except PyollamaError as e:
+            for seq, _ in fed:
+                self._fail(seq, e)
+            return
+        for seq, toks in fed:
+            seq.n_past += len(toks)
+            self.slots[seq.slot].cached.extend(toks)
+        for seq, _ in fed:
+            if seq.out_idx >= 0:
+                self._sample(seq)
+
+    def _sample(self, seq: Sequence) -> None:
+        if not seq.t_prompt:
+            seq.t_prompt = time.perf_counter_ns()
+        try:
+            logprobs = self._logprobs(seq) if seq.logprobs else None
+            token = seq.sampler.sample(self.ctx, seq.out_idx)
+        except PyollamaError as e:
+            self._fail(seq, e)
+            return
+        if logprobs is not None:
+            logprobs = self._logprob_entries(seq, token, *logprobs)
+        if self.vocab.is_eog(token):
+            self._finish(seq, "stop")
+            return
+        seq.generated.append(token)
+        text, matched = seq.stops.feed(seq.detok.feed(token))
+        if text or logprobs:
+            seq.stream.put(TokenEvent(text, token, logprobs))
+        if matched is not None:
+            self._finish(seq, "stop", flush=False)
+        elif 0 <= seq.num_predict <= len(seq.generated) or seq.n_past >= self.n_ctx_slot:
+            self._finish(seq, "length")
+        else:
+            seq.pending = token
+
+    def _logprobs(self, seq: Sequence):
+        logits = np.asarray(self.ctx.logits(seq.out_idx), dtype=np.float64)
+        m = logits.max()
+        lse = m + np.log(np.exp(logits - m).sum())
+        return logits, lse
+
+    def _logprob_entries(self, seq: Sequence, token: int, logits, lse) -> list:
+        def entry(t: int) -> dict:
+            b = seq.detok.token_bytes(t)
+            return {"token": b.decode("utf-8", "replace"), "logprob": float(logits[t] - lse), "bytes": list(b)}
+        e = entry(token)
+        if seq.top_logprobs:
+            k = min(seq.top_logprobs, len(logits))
+            top = np.argpartition(-logits, k - 1)[:k]
+            top = top[np.argsort(-logits[top], kind="stable")]
+            e["top_logprobs"] = [entry(int(t)) for t in top]
+        return [e]
+
+    # --- endings ---------------------------------------------------------------------------------
+    def _finish(self, seq: Sequence, reason: str, *, flush: bool = True, release: bool = True) -> None:
+        if flush and reason != "cancel":
+            tail = seq.stops.flush() + seq.detok.flush()
+            if tail:
+                seq.stream.put(TokenEvent(tail, -1))
+        now = time.perf_counter_ns()
+        t_prompt = seq.t_prompt or now
+        seq.stream.put(DoneEvent(
+            done_reason=reason, prompt_eval_count=len(seq.tokens),
+            prompt_eval_duration=max(0, t_prompt - seq.t_start) if seq.t_start else 0,
+            eval_count=len(seq.generated), eval_duration=max(0, now - t_prompt) if seq.t_start else 0,
+            prompt_cached=seq.cached, tokens=list(seq.generated)))
+        if release:
+            self._release(seq)
+
+    def _fail(self, seq: Sequence, error: BaseException) -> None:
+        seq.stream.put(ErrorEvent(error))
+        if seq.slot >= 0:
+            self.ctx.memory.seq_rm(seq.slot, -1, -1)      # its KV state is unknown now
+            self.slots[seq.slot].cached.clear()
+        self._release(seq)
+
+    def _release(self, seq: Sequence) -> None:
+        if seq in self.active:
+            self.active.remove(seq)
+        if seq.slot >= 0:
+            slot = self.slots[seq.slot]
+            slot.seq = None
+            slot.last_used = time.monotonic()
+
+    def fail_all(self, error: BaseException) -> None:
+        for seq in list(self.active) + list(self.waiting):
+            seq.stream.put(ErrorEvent(error))
+        self.active.clear()
+        self.waiting.clear()
+
+    # --- embeddings ------------------------------------------------------------------------------
+    def embed(self, inputs: list[str], truncate: bool = True) -> tuple[np.ndarray, int]:
+        """Pooled, L2-normalized embeddings, run between generation steps on a free slot."""
+        free = [s for s in self.slots if s.seq is None]
+        if not free:
+            raise PyollamaError("no free slot for an embedding request")   # the caller waits for one
+        slot = min(free, key=lambda s: s.last_used)
+        n_max = min(self.n_ctx_slot, self.n_batch)
+        out = np.empty((len(inputs), self.model.n_embd_out), np.float32)
+        total = 0
+        encoder = self.model.has_encoder and not self.model.has_decoder
+        was = self.ctx.embeddings
+        self.ctx.set_embeddings(True)
+        try:
+            for row, text in enumerate(inputs):
+                toks = self.vocab.tokenize(text, add_special=True, parse_special=False)
+                if len(toks) > n_max:
+                    if not truncate:
+                        raise InvalidRequest(f"input length {len(toks)} exceeds the context length {n_max}")
+                    toks = toks[:n_max]
+                if not toks:
+                    raise InvalidRequest(f"input {row} is empty")
+                total += len(toks)
+                self.ctx.memory.seq_rm(slot.id, -1, -1)
+                slot.cached.clear()
+                self.batch.reset()
+                self.batch.add_sequence(toks, 0, slot.id, output_all=True)
+                (self.ctx.encode if encoder else self.ctx.decode)(self.batch)
+                out[row] = self.ctx.embeddings_seq(slot.id)
+        finally:
+            self.ctx.memory.seq_rm(slot.id, -1, -1)
+            slot.cached.clear()
+            self.ctx.set_embeddings(was)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        np.divide(out, norms, out=out, where=norms > 0)
+        return out, total
+
+    def close(self) -> None:
+        self.batch.close()
+        self.ctx.close()

@@ -1,0 +1,170 @@
+"""Runner: one loaded model served in this process by a step-loop thread.
+
+`submit()` may be called from any thread (tokenization happens in the caller, so bad requests fail
+at once); the loop thread owns the context and decodes every active request together. Embedding
+requests run between steps. The same interface is offered by ProcessRunner (child process).
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import queue
+import threading
+import time
+from concurrent.futures import Future
+
+import numpy as np
+
+from pyollama import _native
+from pyollama.engine.llm import default_threads
+from pyollama.errors import NativeError, PyollamaError, RunnerDied
+from pyollama.runner.batcher import BatchLoop
+from pyollama.runner.types import ErrorEvent, RunnerSpec, SeqRequest, Stream
+
+_ids = itertools.count(1)
+
+
+class Runner:
+    """In-process runner. Thread-safety: submit/embed/tokenize/detokenize/close from any thread."""
+
+    def __init__(self, spec: RunnerSpec):
+        self.spec = spec
+        self.model: _native.Model | None = None
+        self.loop: BatchLoop | None = None
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._error: BaseException | None = None
+        self._adapters: list = []
+        self.load_duration = 0
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> Runner:
+        """Load the model and start the loop (blocking)."""
+        t0 = time.perf_counter_ns()
+        s = self.spec
+        self.model = _native.Model(s.model_path, n_gpu_layers=s.num_gpu, main_gpu=s.main_gpu, use_mmap=s.use_mmap)
+        self._adapters = [(_native.LoraAdapter(self.model, p), scale) for p, scale in s.adapters]
+        self.loop = BatchLoop(self.model, num_ctx=s.num_ctx, parallel=s.parallel, num_batch=s.num_batch,
+                              num_thread=s.num_thread or default_threads(), flash_attn=s.flash_attn,
+                              kv_cache_type=s.kv_cache_type, embedding=s.embedding, adapters=self._adapters)
+        self._thread = threading.Thread(target=self._run, name=f"runner:{os.path.basename(s.model_path)}",
+                                        daemon=True)
+        self._thread.start()
+        self.load_duration = time.perf_counter_ns() - t0
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and not self._closed
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        if self.loop is not None:
+            self.loop.close()
+            self.loop = None
+        for a, _ in self._adapters:
+            a.close()
+        self._adapters = []
+        if self.model is not None:
+            self.model.close()
+            self.model = None
+
+    def __enter__(self) -> Runner:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- requests --------------------------------------------------------------------------------
+    def submit(self, req: SeqRequest, stream: Stream | None = None) -> Stream:
+        """Queue a generation; raises at once for a request that cannot run (InvalidRequest)."""
+        self._check()
+        if stream is None:
+            stream = Stream(next(_ids))
+        stream.on_cancel(self._wake.set)
+        seq = self.loop.prepare(req, stream)
+        self._inbox.put(("seq", seq))
+        self._wake.set()
+        return stream
+
+    def embed(self, inputs: list[str], truncate: bool = True) -> tuple[np.ndarray, int]:
+        """Pooled, L2-normalized embeddings (blocks until done)."""
+        self._check()
+        fut: Future = Future()
+        self._inbox.put(("embed", (list(inputs), truncate, fut)))
+        self._wake.set()
+        return fut.result()
+
+    def tokenize(self, text: str, add_special: bool = True, parse_special: bool = False) -> list[int]:
+        self._check()
+        return self.model.vocab.tokenize(text, add_special=add_special, parse_special=parse_special)
+
+    def detokenize(self, tokens) -> str:
+        self._check()
+        return self.model.vocab.detokenize(tokens)
+
+    @property
+    def info(self) -> dict:
+        m = self.model
+        return {"n_ctx": self.loop.n_ctx_slot if self.loop else 0, "parallel": self.spec.parallel,
+                "size": m.size if m else 0, "size_vram": 0, "n_params": m.n_params if m else 0,
+                "arch": m.arch if m else "", "embedding_only": self.spec.embedding}
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise RunnerDied(f"runner stopped: {self._error}")
+        if self._closed or self.loop is None:
+            raise RunnerDied("runner is not running")
+
+    # --- the loop thread -------------------------------------------------------------------------
+    def _run(self) -> None:
+        loop = self.loop
+        pending_embeds: list = []
+        try:
+            while not self._closed:
+                self._wake.clear()          # before draining: a submit after this wakes the wait below
+                while True:
+                    try:
+                        kind, item = self._inbox.get_nowait()
+                    except queue.Empty:
+                        break
+                    if kind == "seq":
+                        loop.add(item)
+                    else:
+                        pending_embeds.append(item)
+                if pending_embeds and any(s.seq is None for s in loop.slots):
+                    inputs, truncate, fut = pending_embeds.pop(0)
+                    try:
+                        fut.set_result(loop.embed(inputs, truncate))
+                    except BaseException as e:          # reported to the caller, the loop goes on
+                        fut.set_exception(e)
+                    continue
+                if loop.busy:
+                    loop.step()
+                else:
+                    self._wake.wait(0.5)
+        except BaseException as e:                      # a bug or a native failure: fail everything
+            self._error = e
+            err = e if isinstance(e, PyollamaError) else NativeError(f"runner failed: {e!r}")
+            loop.fail_all(err)
+            for _, _, fut in pending_embeds:
+                fut.set_exception(err)
+        finally:
+            stopped = RunnerDied("runner was closed")
+            loop.fail_all(stopped)
+            while True:
+                try:
+                    kind, item = self._inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if kind == "seq":
+                    item.stream.put(ErrorEvent(stopped))
+                else:
+                    item[2].set_exception(stopped)

@@ -1,0 +1,104 @@
+"""The ASGI application: routes, the error handlers, the safety middleware and the scheduler's lifespan.
+
+    app = create_app(Config.from_env())          # an ASGI app for uvicorn (pyollama.api.server.serve)
+
+Thread-safety: built once; requests run on the event loop.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from pyollama.api import chat, embed, generate, models
+from pyollama.api.errors import error_response
+from pyollama.api.security import Guard
+from pyollama.api.state import ServerState
+from pyollama.config import Config
+from pyollama.errors import PyollamaError
+from pyollama.scheduler import Memory, Scheduler
+from pyollama.scheduler import memory as mem
+from pyollama.store import Store
+
+log = logging.getLogger("pyollama.api")
+
+ROUTES = [
+    Route("/", models.root, methods=["GET"]),                      # HEAD is implied by GET
+    Route("/api/version", models.version, methods=["GET"]),
+    Route("/api/generate", generate.generate, methods=["POST"]),
+    Route("/api/chat", chat.chat, methods=["POST"]),
+    Route("/api/embed", embed.embed, methods=["POST"]),
+    Route("/api/embeddings", embed.embeddings, methods=["POST"]),
+    Route("/api/tokenize", embed.tokenize, methods=["POST"]),
+    Route("/api/detokenize", embed.detokenize, methods=["POST"]),
+    Route("/api/tags", models.tags, methods=["GET"]),
+    Route("/api/show", models.show, methods=["POST"]),
+    Route("/api/create", models.create_model, methods=["POST"]),
+    Route("/api/copy", models.copy, methods=["POST"]),
+    Route("/api/delete", models.delete, methods=["DELETE"]),
+    Route("/api/pull", models.pull, methods=["POST"]),
+    Route("/api/push", models.push, methods=["POST"]),
+    Route("/api/ps", models.ps, methods=["GET"]),
+    Route("/api/blobs/{digest}", models.head_blob, methods=["HEAD"]),
+    Route("/api/blobs/{digest}", models.post_blob, methods=["POST"]),
+]
+
+
+def runner_factory(cfg: Config) -> Callable[[Any], Any]:
+    """``PYOLLAMA_RUNNER``: a child process per model (default) or in this process."""
+    from pyollama import runner as R
+
+    if cfg.runner == "process":
+        cls = getattr(R, "ProcessRunner", None)
+        if cls is not None:
+            return cls
+        log.warning("ProcessRunner is not available in this build; models run inside the server process")
+    return R.Runner
+
+
+async def _pyollama_error(request: Request, exc: Exception) -> Response:
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    text = {404: "404 page not found", 405: "405 method not allowed"}.get(exc.status_code, str(exc.detail))
+    return JSONResponse({"error": text}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    return error_response(exc)
+
+
+def create_app(cfg: Config, *, store: Store | None = None, scheduler: Scheduler | None = None,
+               factory: Callable[[Any], Any] | None = None, memory: Callable[[], Memory] | None = None) -> Any:
+    """The server as an ASGI app. Everything not given is built from ``cfg``."""
+    probe = memory or mem.probe
+    m = probe()
+    store = store if store is not None else Store(cfg.models)
+    if scheduler is None:
+        scheduler = Scheduler(factory or runner_factory(cfg), memory=probe, max_runners=cfg.max_runners(len(m.gpus)),
+                              max_queue=cfg.max_queue, keep_alive=cfg.keep_alive, load_timeout=cfg.load_timeout,
+                              gpu_overhead=cfg.gpu_overhead)
+    state = ServerState(cfg=cfg, store=store, sched=scheduler, total_vram=m.gpu_total)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await scheduler.start()
+        try:
+            yield
+        finally:
+            log.info("shutting down: unloading %d model(s)", len(scheduler.loaded()))
+            await scheduler.close()
+
+    app = Starlette(routes=ROUTES, lifespan=lifespan, exception_handlers={
+        PyollamaError: _pyollama_error, HTTPException: _http_error, Exception: _unexpected})
+    app.state.server = state
+    return Guard(app, cfg)

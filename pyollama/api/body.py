@@ -1,0 +1,205 @@
+"""Reading and checking request bodies: every field is type-checked here, before anything reaches the
+scheduler or the engine. Messages follow Ollama's where clients may depend on them.
+
+Thread-safety: pure functions (``read_json`` awaits the body on the event loop).
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as _dt
+import json
+import logging
+import math
+import time
+from typing import Any
+
+from starlette.requests import Request
+
+from pyollama.errors import FeatureUnavailable, InvalidRequest
+from pyollama.store import options as opts
+
+log = logging.getLogger("pyollama.api")
+
+THINK_LEVELS = ("low", "medium", "high", "max")
+# Options pyollama reads that Ollama's table lacks: per-model parallel slots (Ollama #4894).
+EXTRA_OPTIONS = {"num_parallel": "int"}
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    """The body as a JSON object. Empty → ``missing request body``; malformed → the decoder's message."""
+    raw = await request.body()
+    if not raw.strip():
+        raise InvalidRequest("missing request body")
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InvalidRequest(f"invalid JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"the request body must be a JSON object, not {_kind(value)}")
+    return value
+
+
+def _kind(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, (int, float)):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, list):
+        return "an array"
+    return "an object"
+
+
+def string(body: dict[str, Any], key: str, default: str = "") -> str:
+    v = body.get(key)
+    if v is None:
+        return default
+    if not isinstance(v, str):
+        raise InvalidRequest(f'"{key}" must be a string, not {_kind(v)}')
+    return v
+
+
+def boolean(body: dict[str, Any], key: str, default: bool | None = None) -> bool | None:
+    v = body.get(key)
+    if v is None:
+        return default
+    if not isinstance(v, bool):
+        raise InvalidRequest(f'"{key}" must be true or false, not {_kind(v)}')
+    return v
+
+
+def integer(body: dict[str, Any], key: str, default: int = 0) -> int:
+    v = body.get(key)
+    if v is None:
+        return default
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not v.is_integer()):
+        raise InvalidRequest(f'"{key}" must be an integer, not {_kind(v)}')
+    return int(v)
+
+
+def obj(body: dict[str, Any], key: str) -> dict[str, Any] | None:
+    v = body.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, dict):
+        raise InvalidRequest(f'"{key}" must be an object, not {_kind(v)}')
+    return v
+
+
+def array(body: dict[str, Any], key: str) -> list[Any] | None:
+    v = body.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, list):
+        raise InvalidRequest(f'"{key}" must be an array, not {_kind(v)}')
+    return v
+
+
+def stream_flag(body: dict[str, Any]) -> bool:
+    """Native endpoints stream unless ``"stream": false``."""
+    v = boolean(body, "stream")
+    return True if v is None else v
+
+
+def model_name(body: dict[str, Any]) -> str:
+    """``model``, or the legacy ``name``."""
+    return string(body, "model") or string(body, "name")
+
+
+def options(body: dict[str, Any]) -> dict[str, Any]:
+    """Request ``options`` checked against the option table: known keys typed (ints accept integral
+    numbers, floats accept ints), removed legacy keys and unknown keys dropped (logged), a wrong type
+    rejected with Ollama's message (``option "x" must be of type integer``)."""
+    raw = obj(body, "options") or {}
+    out: dict[str, Any] = {}
+    for k, v in raw.items():
+        if v is None or k in opts.REMOVED_OPTIONS:
+            continue
+        if k in EXTRA_OPTIONS:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise InvalidRequest(f'option "{k}" must be of type integer')
+            out[k] = int(v)
+            continue
+        if k not in opts.OPTIONS:
+            log.info("ignoring unknown option %r", k)
+            continue
+        try:
+            out[k] = opts.coerce_json(k, v)
+        except opts.OptionError as e:
+            raise InvalidRequest(str(e)) from None
+    return out
+
+
+def think(body: dict[str, Any]) -> bool | str | None:
+    """``think``: true/false or a level; anything else is a 400."""
+    v = body.get("think")
+    if v is None or isinstance(v, bool):
+        return v
+    if isinstance(v, str):
+        if v in THINK_LEVELS:
+            return v
+        if v in ("true", "false"):
+            return v == "true"
+    raise InvalidRequest(f"invalid think value: {json.dumps(v)} (must be \"high\", \"medium\", \"low\", "
+                         "\"max\", true, or false)")
+
+
+def think_on(value: bool | str | None) -> bool:
+    return value is True or isinstance(value, str)
+
+
+def top_logprobs(body: dict[str, Any]) -> int:
+    n = integer(body, "top_logprobs", 0)
+    if not 0 <= n <= 20:
+        raise InvalidRequest("top_logprobs must be between 0 and 20")
+    return n
+
+
+def format_value(body: dict[str, Any]) -> str | dict[str, Any] | None:
+    """``format``: ``"json"``, a JSON-schema object, or unset (``null``/``""``)."""
+    v = body.get("format")
+    if v is None or v == "" or v == "null":
+        return None
+    if v == "json" or isinstance(v, dict):
+        return v
+    raise InvalidRequest(f"invalid format: {json.dumps(v)}: must be \"json\" or a JSON schema object")
+
+
+def grammar_for(fmt: str | dict[str, Any] | None) -> str | None:
+    """The GBNF grammar for a ``format`` (the engine converts JSON schemas)."""
+    if fmt is None:
+        return None
+    try:
+        from pyollama.engine.grammar import format_to_gbnf
+    except ImportError:
+        raise FeatureUnavailable("structured outputs (format) are not available in this build: "
+                                 "pyollama.engine.grammar is missing") from None
+    return format_to_gbnf(fmt)
+
+
+def images(value: Any, where: str = "images") -> list[bytes]:
+    """Decode base64 images (invalid data is a 400)."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise InvalidRequest(f'"{where}" must be an array of base64 strings')
+    out = []
+    for x in value:
+        try:
+            out.append(base64.b64decode(x, validate=True))
+        except (binascii.Error, ValueError):
+            raise InvalidRequest(f"invalid image data in {where}: not valid base64") from None
+    return out
+
+
+def now_rfc3339() -> str:
+    """UTC with nanoseconds, trailing zeros trimmed (Go's RFC3339Nano, as ``created_at`` is written)."""
+    ns = time.time_ns()
+    secs, frac = divmod(ns, 1_000_000_000)
+    t = _dt.datetime.fromtimestamp(secs, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    f = f".{frac:09d}".rstrip("0") if frac else ""
+    return f"{t}{f}Z"

@@ -1,0 +1,118 @@
+"""``POST /api/embed``, the legacy ``POST /api/embeddings`` (OLLAMA.md §2.3), and ``POST /api/tokenize`` /
+``POST /api/detokenize`` (Ollama #3582): requests that need a loaded model but no generation.
+
+Thread-safety: Starlette endpoints on the event loop; runner calls run in worker threads.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from pyollama.api import body as B
+from pyollama.api.generate import token_ids, vocab_size
+from pyollama.api.inference import in_thread
+from pyollama.api.state import ServerState
+from pyollama.errors import InvalidRequest, PyollamaError
+from pyollama.scheduler import parse_keep_alive
+
+
+def _inputs(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value] if value else []
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise InvalidRequest("invalid input type")
+
+
+def shorten(vectors: np.ndarray, dimensions: int) -> np.ndarray:
+    """Keep the first ``dimensions`` values and normalize again (Matryoshka-style truncation)."""
+    if 0 < dimensions < vectors.shape[1]:
+        vectors = np.array(vectors[:, :dimensions], dtype=np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        np.divide(vectors, norms, out=vectors, where=norms > 0)
+    return vectors
+
+
+async def embed(request: Request) -> Response:
+    st: ServerState = request.app.state.server
+    t_start = time.perf_counter_ns()
+    b = await B.read_json(request)
+    model = B.string(b, "model")
+    inputs = _inputs(b.get("input"))
+    truncate = B.boolean(b, "truncate", True)
+    dimensions = B.integer(b, "dimensions", 0)
+    if dimensions < 0:
+        raise InvalidRequest("dimensions must not be negative")
+    keep_alive = parse_keep_alive(b.get("keep_alive"))
+    options = B.options(b)
+    rec = await st.record(model)
+    load = st.load_request(rec, options)
+    async with await st.lease(request, load, keep_alive) as lease:
+        t_loaded = time.perf_counter_ns()
+        if not inputs:
+            return JSONResponse({"model": model, "embeddings": []})
+        vectors, n_tokens = await in_thread(lease.runner.embed, inputs, bool(truncate))
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if not np.isfinite(vectors).all():
+        raise PyollamaError("embedding contains NaN or Inf values")
+    vectors = shorten(vectors, dimensions)
+    return JSONResponse({"model": model, "embeddings": vectors.tolist(),
+                         "total_duration": time.perf_counter_ns() - t_start,
+                         "load_duration": t_loaded - t_start, "prompt_eval_count": int(n_tokens)})
+
+
+async def embeddings(request: Request) -> Response:
+    """Legacy single-prompt endpoint: ``{"embedding": [...]}``; an empty prompt only loads the model."""
+    st: ServerState = request.app.state.server
+    b = await B.read_json(request)
+    model = B.string(b, "model")
+    if not model:
+        raise InvalidRequest("model is required")
+    text = B.string(b, "prompt")
+    keep_alive = parse_keep_alive(b.get("keep_alive"))
+    options = B.options(b)
+    rec = await st.record(model)
+    load = st.load_request(rec, options)
+    async with await st.lease(request, load, keep_alive) as lease:
+        if not text:
+            return JSONResponse({"embedding": []})
+        vectors, _ = await in_thread(lease.runner.embed, [text], True)
+    return JSONResponse({"embedding": np.asarray(vectors[0], dtype=np.float32).tolist()})
+
+
+async def tokenize(request: Request) -> Response:
+    """``{"model", "content", "add_special"?, "parse_special"?}`` → ``{"model", "tokens"}``."""
+    st: ServerState = request.app.state.server
+    b = await B.read_json(request)
+    model = B.string(b, "model")
+    text = B.string(b, "content") or B.string(b, "prompt") or B.string(b, "text")
+    add_special = B.boolean(b, "add_special", True)
+    parse_special = B.boolean(b, "parse_special", True)
+    keep_alive = parse_keep_alive(b.get("keep_alive"))
+    options = B.options(b)
+    rec = await st.record(model)
+    load = st.load_request(rec, options)
+    async with await st.lease(request, load, keep_alive) as lease:
+        tokens = await in_thread(lease.runner.tokenize, text, bool(add_special), bool(parse_special)) if text else []
+    return JSONResponse({"model": model, "tokens": list(tokens)})
+
+
+async def detokenize(request: Request) -> Response:
+    """``{"model", "tokens"}`` → ``{"model", "content"}``."""
+    st: ServerState = request.app.state.server
+    b = await B.read_json(request)
+    model = B.string(b, "model")
+    keep_alive = parse_keep_alive(b.get("keep_alive"))
+    options = B.options(b)
+    rec = await st.record(model)
+    tokens = token_ids(b.get("tokens") if b.get("tokens") is not None else [], "tokens", vocab_size(rec))
+    load = st.load_request(rec, options)
+    async with await st.lease(request, load, keep_alive) as lease:
+        text = await in_thread(lease.runner.detokenize, tokens) if tokens else ""
+    return JSONResponse({"model": model, "content": text})

@@ -1,0 +1,162 @@
+"""Prompts: which template a model renders with, rendering, Ollama's chat truncation, and the output
+parsers (thinking, tool calls) that match the template.
+
+The Go TEMPLATE is used when the model has one (Ollama's contract); otherwise the GGUF's own Jinja chat
+template; otherwise ``{{ .Prompt }}``.
+
+Truncation (``truncate``, default on; OLLAMA.md §2.2): whole messages are dropped from the front, system
+messages always kept and the last message always kept, until the rendered prompt fits ``num_ctx``. A
+prompt that still does not fit is a 400 naming both lengths — never a silent cut.
+
+Thread-safety: functions are pure apart from caches keyed by immutable data; ``fit_chat`` awaits a
+tokenizer callable.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pyollama.errors import InvalidRequest
+from pyollama.scheduler import plan
+from pyollama.store import ModelRecord, gguf_meta
+from pyollama.templates import (
+    DEFAULT_TEMPLATE,
+    JinjaTemplate,
+    ThinkingParser,
+    ToolCallParser,
+    model_capabilities,
+    render_chat,
+    render_generate,
+)
+
+
+@dataclass(frozen=True)
+class ModelTemplate:
+    text: str
+    is_jinja: bool
+    model_path: str = ""
+
+    def jinja(self) -> JinjaTemplate:
+        return _jinja(self.text, self.model_path)
+
+    def render_chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
+                    think: bool | str | None) -> str:
+        if self.is_jinja:
+            kw = {} if think is None else {"enable_thinking": think is not False}
+            return self.jinja().render([_jinja_message(m) for m in messages], tools or None, **kw)
+        return render_chat(self.text, messages, tools, think=think)
+
+    def render_generate(self, prompt: str, *, system: str = "", suffix: str = "",
+                        messages: list[dict[str, Any]] | None = None, think: bool | str | None = None) -> str:
+        if self.is_jinja:
+            msgs = ([{"role": "system", "content": system}] if system else []) + list(messages or [])
+            return self.render_chat(msgs + [{"role": "user", "content": prompt}], None, think)
+        return render_generate(self.text, prompt, system=system, suffix=suffix, messages=messages, think=think)
+
+    def thinking_parser(self, prompt: str, caps: list[str]) -> ThinkingParser | None:
+        if self.is_jinja:
+            if "thinking" not in caps:
+                return None
+            return ThinkingParser("<think>", "</think>", prefilled=prompt.rstrip().endswith("<think>"))
+        return ThinkingParser.for_prompt(self.text, prompt)
+
+    def tool_parser(self, tools: list[dict[str, Any]]) -> ToolCallParser:
+        if self.is_jinja:
+            return ToolCallParser(tools, "<tool_call>" if "<tool_call>" in self.text else "{")
+        return ToolCallParser.for_template(self.text, tools)
+
+
+def _jinja_message(m: dict[str, Any]) -> dict[str, Any]:
+    """API message → what HF chat templates expect (tool-call arguments as objects, no images)."""
+    out = {k: v for k, v in m.items() if k != "images" and v not in (None, "", [])}
+    out.setdefault("content", "")
+    calls = m.get("tool_calls")
+    if calls:
+        out["tool_calls"] = [{"type": "function", **c} if "function" in c else c for c in calls]
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _special_texts(model_path: str, mtime_ns: int) -> tuple[str, str]:
+    """BOS/EOS token texts (reads the whole vocabulary once per weights file)."""
+    info = gguf_meta.read(model_path, max_array=None, tensors=False)
+    tokens = info.kv.get("tokenizer.ggml.tokens")
+
+    def text(key: str) -> str:
+        tid = info.kv.get(key)
+        if isinstance(tokens, list) and isinstance(tid, int) and 0 <= tid < len(tokens):
+            return str(tokens[tid])
+        return ""
+    return text("tokenizer.ggml.bos_token_id"), text("tokenizer.ggml.eos_token_id")
+
+
+@functools.lru_cache(maxsize=32)
+def _jinja(source: str, model_path: str) -> JinjaTemplate:
+    bos = eos = ""
+    if model_path and ("bos_token" in source or "eos_token" in source):
+        bos, eos = _special_texts(model_path, os.stat(model_path).st_mtime_ns)
+    return JinjaTemplate(source, bos_token=bos, eos_token=eos)
+
+
+def model_template(rec: ModelRecord, override: str = "") -> ModelTemplate:
+    """The template to render ``rec`` with (a request's ``template`` overrides, as a Go template)."""
+    path = str(rec.model_path or "")
+    if override:
+        return ModelTemplate(override, False, path)
+    if rec.template is not None:
+        return ModelTemplate(rec.template, False, path)
+    if rec.model_path is not None:
+        src = plan.header(rec.model_path).chat_template
+        if src:
+            return ModelTemplate(src, True, path)
+    return ModelTemplate(DEFAULT_TEMPLATE, False, path)
+
+
+def capabilities(rec: ModelRecord) -> list[str]:
+    """Ollama's capability list, from the GGUF header, the projector and the template."""
+    if rec.model_path is None:
+        return list(rec.config.get("capabilities") or [])
+    info = plan.header(rec.model_path)
+    tmpl = model_template(rec)
+    return model_capabilities(None if tmpl.is_jinja else tmpl.text,
+                              jinja_template=tmpl.text if tmpl.is_jinja else None,
+                              embedding=info.is_embedding, gguf_vision=info.has_vision,
+                              projector=bool(rec.projector_paths))
+
+
+def too_long(n_tokens: int, num_ctx: int) -> InvalidRequest:
+    return InvalidRequest(f"the input length exceeds the context length (input: {n_tokens} tokens, "
+                          f"context length: {num_ctx} tokens)")
+
+
+Tokenize = Callable[[str], Awaitable[list[int]]]
+
+
+async def fit_chat(render: Callable[[list[dict[str, Any]]], str], tokenize: Tokenize,
+                   messages: list[dict[str, Any]], num_ctx: int, truncate: bool) -> tuple[str, list[int]]:
+    """Render ``messages``; with ``truncate``, drop the oldest non-system messages until the prompt fits
+    (Ollama's chatPrompt). Returns the prompt and its tokens; a prompt that cannot fit raises 400."""
+    prompt = render(messages)
+    tokens = await tokenize(prompt)
+    if len(tokens) < num_ctx:
+        return prompt, tokens
+    if truncate and len(messages) > 1:
+        last = len(messages) - 1
+        best: tuple[str, list[int]] | None = None
+        for i in range(last, -1, -1):
+            kept = [m for m in messages[:i] if m.get("role") == "system"] + messages[i:]
+            p = render(kept)
+            t = await tokenize(p)
+            if len(t) >= num_ctx and i != last:
+                break
+            best = (p, t)
+            if len(t) >= num_ctx:
+                break
+        if best is not None:
+            prompt, tokens = best
+    if len(tokens) >= num_ctx:
+        raise too_long(len(tokens), num_ctx)
+    return prompt, tokens

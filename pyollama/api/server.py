@@ -1,0 +1,86 @@
+"""``pyollama serve``: the HTTP server on ``OLLAMA_HOST`` (default 127.0.0.1:11434).
+
+SIGINT/SIGTERM stop accepting connections, give in-flight requests a few seconds, then the lifespan
+shutdown unloads every model (child runners exit). A second SIGINT exits at once.
+
+Thread-safety: call :func:`serve` from the main thread (it installs signal handlers).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+
+from pyollama import __version__
+from pyollama.config import Config
+
+log = logging.getLogger("pyollama")
+
+GRACEFUL_SECONDS = 5
+
+
+def setup_logging(cfg: Config) -> None:
+    level = logging.DEBUG if cfg.debug else logging.INFO
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="time=%(asctime)s level=%(levelname)s source=%(name)s msg=%(message)s")
+
+
+def serve(cfg: Config | None = None) -> int:
+    import uvicorn
+
+    from pyollama.api.app import create_app
+    from pyollama.store import Store
+
+    cfg = cfg or Config.from_env()
+    setup_logging(cfg)
+    for w in cfg.warnings:
+        log.warning("%s", w)
+    store = Store(cfg.models)
+    if not cfg.noprune:
+        try:
+            counts = store.prune(force=True)
+            if any(counts.values()):
+                log.info("pruned %d unused blob(s) and %d stale temp file(s)", counts["blobs"], counts["temp"])
+        except OSError as e:
+            log.warning("prune skipped: %s", e)
+    app = create_app(cfg, store=store)
+    log.info("model store: %s", store.root)
+    log.info("Listening on %s:%d (version %s)", cfg.host.host, cfg.host.port, __version__)
+    server = _Server(uvicorn.Config(
+        app, host=cfg.host.host, port=cfg.host.port, lifespan="on", log_level="debug" if cfg.debug > 1 else "warning",
+        access_log=cfg.debug > 0, timeout_graceful_shutdown=GRACEFUL_SECONDS, http="h11"))
+    server.run()
+    if server.stopped_by:
+        log.info("stopped by %s", signal.Signals(server.stopped_by[0]).name)
+    return 0 if server.started else 1
+
+
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, but a signal ends in a normal exit (status 0, as Ollama's) after the graceful
+        shutdown, instead of re-raising the signal."""
+
+        stopped_by: list[int]
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            self.stopped_by = self._captured_signals
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            originals = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in originals.items():
+                    signal.signal(sig, handler)
+    return Server
+
+
+def _Server(config: object) -> object:
+    return _server_class()(config)

@@ -1,0 +1,64 @@
+"""What every route shares: the configuration, the model store, the scheduler, and the few steps all
+inference routes take (find the model, build its load request, wait for a runner).
+
+Thread-safety: used on the event loop; store reads run in worker threads.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+
+from pyollama.api.ndjson import until_disconnected
+from pyollama.config import Config
+from pyollama.errors import InvalidModelName, ModelNotFound
+from pyollama.scheduler import Lease, LoadRequest, Scheduler, plan
+from pyollama.store import ModelName, ModelRecord, Store, load_model
+from pyollama.store.show import details
+
+log = logging.getLogger("pyollama.api")
+
+
+@dataclass
+class ServerState:
+    cfg: Config
+    store: Store
+    sched: Scheduler
+    total_vram: int = 0
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    async def record(self, name: str) -> ModelRecord:
+        """The stored model ``name`` (ModelNotFound: ``model '<name>' not found``, as the client wrote it)."""
+        if not name:
+            raise ModelNotFound(f"model '{name}' not found")
+        try:
+            ModelName.parse(name)
+        except InvalidModelName:
+            raise InvalidModelName("invalid model name") from None
+        if name.endswith((":cloud", "-cloud")):
+            raise ModelNotFound(f"model '{name}' not found")   # ollama.com cloud models are out of scope
+        try:
+            rec = await asyncio.to_thread(load_model, self.store, name)
+        except ModelNotFound:
+            raise ModelNotFound(f"model '{name}' not found") from None
+        if rec.model_path is None:
+            raise ModelNotFound(f"model '{name}' has no weights")
+        return rec
+
+    def load_request(self, rec: ModelRecord, options: dict[str, Any]) -> LoadRequest:
+        opts = plan.merged_options(rec.params, options)
+        return plan.load_request(
+            rec.name.display(), rec.model_path, opts, self.cfg,
+            adapters=tuple(str(p) for p in rec.adapter_paths), total_vram=self.total_vram,
+            info={"model": rec.name.display(), "digest": rec.digest, "details": details(rec, None)})
+
+    async def lease(self, request: Request, load: LoadRequest, keep_alive: float | None) -> Lease:
+        """Wait for a runner; a client that leaves while waiting is taken out of the queue (499)."""
+        return await until_disconnected(request.receive, self.sched.acquire(load, keep_alive))
+
+    def n_ctx(self, lease: Lease) -> int:
+        """The context each slot of this runner has (after the runner's own rounding and clamping)."""
+        return int(lease.entry.runner_info.get("n_ctx") or lease.entry.spec.num_ctx)

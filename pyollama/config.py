@@ -1,0 +1,377 @@
+"""Every environment variable pyollama's server reads, in one table, read once and typed.
+
+Each setting is looked up as ``PYOLLAMA_<NAME>`` first and then as ``OLLAMA_<NAME>`` (so an existing
+Ollama set-up keeps working); a few are pyollama-only. Values may be wrapped in quotes, which are
+stripped (as Ollama's envconfig does). A value that does not parse is logged and the default is used,
+again as Ollama does — a typo must not stop the server from starting.
+
+    cfg = Config.from_env()          # once, at start-up
+    cfg.keep_alive                   # seconds; math.inf = forever
+    for v in VARS: print(v.env_names, v.description)     # serve --help
+
+Also here: Go's duration syntax (``parse_duration``), which env values and the API's ``keep_alive`` share.
+
+Thread-safety: immutable data and pure functions.
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import math
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("pyollama.config")
+
+DEFAULT_PORT = 11434
+
+# --- Go syntax helpers -----------------------------------------------------------------------------
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION_PART = re.compile(r"([0-9]*(?:\.[0-9]*)?)(ns|us|µs|μs|ms|s|m|h)")
+
+
+def parse_duration(text: str) -> float:
+    """Go's ``time.ParseDuration`` in seconds: ``"5m"``, ``"1h30m"``, ``"-1.5s"``, ``"0"``.
+
+    A number without a unit is rejected (``"10"``), as in Go; the error text is Go's."""
+    s = text
+    sign = 1.0
+    if s and s[0] in "+-":
+        sign = -1.0 if s[0] == "-" else 1.0
+        s = s[1:]
+    if s == "0":
+        return 0.0
+    if not s:
+        raise ValueError(f"time: invalid duration {_go_quote(text)}")
+    total = 0.0
+    pos = 0
+    while pos < len(s):
+        m = _DURATION_PART.match(s, pos)
+        if m is None or m.group(1) in ("", "."):
+            if re.fullmatch(r"[0-9.]+", s[pos:]):
+                raise ValueError(f"time: missing unit in duration {_go_quote(text)}")
+            raise ValueError(f"time: invalid duration {_go_quote(text)}")
+        total += float(m.group(1)) * _UNITS[m.group(2)]
+        pos = m.end()
+    return sign * total
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds in Go's style (``5m0s``, ``1h0m0s``, ``forever`` for infinity)."""
+    if math.isinf(seconds):
+        return "forever"
+    secs = int(seconds)
+    h, rem = divmod(secs, 3600)
+    m, s = divmod(rem, 60)
+    return (f"{h}h" if h else "") + (f"{m}m" if h or m else "") + f"{s}s"
+
+
+def _go_quote(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
+_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+
+
+def parse_bool(text: str) -> bool:
+    """Go's ``strconv.ParseBool``."""
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"invalid boolean {text!r}")
+
+
+def clean(value: str | None) -> str:
+    """Trim spaces and one layer of wrapping quotes (Ollama's envconfig does the same)."""
+    return (value or "").strip().strip("\"'").strip()
+
+
+# --- host ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HostPort:
+    scheme: str
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        h = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{h}:{self.port}"
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+def parse_host(text: str) -> HostPort:
+    """``[scheme://]host[:port][/path]`` as ``OLLAMA_HOST`` takes it. The port defaults to 11434 without a
+    scheme, 80 for ``http://`` and 443 for ``https://``; an empty host is 127.0.0.1."""
+    v = clean(text)
+    scheme, sep, rest = v.partition("://")
+    default_port = DEFAULT_PORT
+    if not sep:
+        scheme, rest = "http", v
+    elif scheme == "http":
+        default_port = 80
+    elif scheme == "https":
+        default_port = 443
+    rest = rest.split("/", 1)[0]
+    host, port_text = rest, ""
+    if rest.startswith("["):                         # [::1]:8080 or [::1]
+        end = rest.find("]")
+        if end < 0:
+            raise ValueError(f"invalid host {text!r}")
+        host, tail = rest[1:end], rest[end + 1:]
+        if tail.startswith(":"):
+            port_text = tail[1:]
+    elif rest.count(":") == 1:
+        host, port_text = rest.split(":")
+    port = default_port
+    if port_text:
+        if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+            raise ValueError(f"invalid port specified in OLLAMA_HOST: {port_text!r}")
+        port = int(port_text)
+    return HostPort(scheme or "http", host or "127.0.0.1", port)
+
+
+# --- the table ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Var:
+    """One setting: its name without prefix, a parser from the cleaned text, its default, its help."""
+
+    name: str
+    parse: Callable[[str], Any]
+    default: Any
+    description: str
+    ollama: bool = True      # also read as OLLAMA_<name>
+
+    @property
+    def env_names(self) -> tuple[str, ...]:
+        return (f"PYOLLAMA_{self.name}", f"OLLAMA_{self.name}") if self.ollama else (f"PYOLLAMA_{self.name}",)
+
+
+def _keep_alive(text: str) -> float:
+    """Seconds or a Go duration; negative = forever (math.inf)."""
+    try:
+        secs = float(int(text))
+    except ValueError:
+        secs = parse_duration(text)
+    return math.inf if secs < 0 else secs
+
+
+def _load_timeout(text: str) -> float:
+    secs = _keep_alive(text)
+    return math.inf if secs <= 0 else secs
+
+
+def _nonneg_int(text: str) -> int:
+    n = int(text)
+    if n < 0:
+        raise ValueError("must not be negative")
+    return n
+
+
+def _pos_int(text: str) -> int:
+    n = int(text)
+    if n <= 0:
+        raise ValueError("must be positive")
+    return n
+
+
+def _flash(text: str) -> str:
+    if text.lower() == "auto":
+        return "auto"
+    return "on" if parse_bool(text) else "off"
+
+
+def _kv_type(text: str) -> str:
+    t = text.lower()
+    if t not in ("f16", "q8_0", "q4_0"):
+        raise ValueError("must be f16, q8_0 or q4_0")
+    return t
+
+
+def _debug(text: str) -> int:
+    try:
+        return max(0, int(text))
+    except ValueError:
+        pass
+    try:
+        return 1 if parse_bool(text) else 0
+    except ValueError:
+        return 1          # Ollama: any other non-empty value turns debugging on
+
+
+def _truthy(text: str) -> bool:
+    """Ollama's NOPRUNE/NOHISTORY style: any non-empty value is on, except an explicit false."""
+    return text not in _FALSE
+
+
+def _origins(text: str) -> tuple[str, ...]:
+    return tuple(o.strip() for o in text.split(",") if o.strip())
+
+
+def _runner_mode(text: str) -> str:
+    t = text.lower()
+    if t not in ("process", "thread"):
+        raise ValueError("must be process or thread")
+    return t
+
+
+VARS: tuple[Var, ...] = (
+    Var("HOST", parse_host, parse_host(""),
+        "Address to listen on, [scheme://]host[:port] (default 127.0.0.1:11434)"),
+    Var("MODELS", lambda t: Path(t).expanduser(), None,
+        "Model store directory (default ~/.pyollama/models)"),
+    Var("KEEP_ALIVE", _keep_alive, 300.0,
+        'How long a model stays loaded after its last request: duration or seconds, <0 = forever (default "5m")'),
+    Var("CONTEXT_LENGTH", _nonneg_int, 0,
+        "Default num_ctx (default 0: 4096, or 32768/262144 with 24/48 GiB of VRAM)"),
+    Var("NUM_PARALLEL", _pos_int, 1,
+        "Parallel requests per loaded model (default 1; PARAMETER num_parallel overrides per model)"),
+    Var("MAX_LOADED_MODELS", _nonneg_int, 0,
+        "Maximum number of loaded models (default 0: 3 per GPU, 3 on CPU)"),
+    Var("MAX_QUEUE", _pos_int, 512,
+        "Requests that may wait for a model before the server answers 503 (default 512)"),
+    Var("ORIGINS", _origins, (),
+        "Extra allowed CORS origins, comma separated, * wildcards allowed"),
+    Var("FLASH_ATTENTION", _flash, "auto",
+        "Flash attention: 1 on, 0 off (default auto)"),
+    Var("KV_CACHE_TYPE", _kv_type, "f16",
+        "KV cache type: f16, q8_0 or q4_0; quantized types need flash attention (default f16)"),
+    Var("GPU_OVERHEAD", _nonneg_int, 0,
+        "Bytes of VRAM to keep free on each GPU (default 0)"),
+    Var("SCHED_SPREAD", parse_bool, False,
+        "Always spread a model across all GPUs"),
+    Var("LOAD_TIMEOUT", _load_timeout, 300.0,
+        'How long a model load may take before it is abandoned; <=0 = forever (default "5m")'),
+    Var("NOPRUNE", _truthy, False,
+        "Do not prune unused blobs at start-up"),
+    Var("NOHISTORY", _truthy, False,
+        "Do not keep readline history (CLI)"),
+    Var("DEBUG", _debug, 0,
+        "Log more: 1 debug, 2 trace"),
+    Var("API_KEY", str, "",
+        "Require 'Authorization: Bearer <key>' on every request (default: no key)", ollama=False),
+    Var("MAX_BODY", _pos_int, 256 * 1024 * 1024,
+        "Largest JSON request body in bytes; blob uploads are exempt (default 256 MiB)", ollama=False),
+    Var("RUNNER", _runner_mode, "process",
+        "Where loaded models run: process (a child per model, default) or thread (in the server)",
+        ollama=False),
+)
+VAR_BY_NAME: dict[str, Var] = {v.name: v for v in VARS}
+
+
+def _raw(var: Var, env: Mapping[str, str]) -> tuple[str, str] | None:
+    for name in var.env_names:
+        value = clean(env.get(name))
+        if value:
+            return name, value
+    return None
+
+
+# Ollama's built-in CORS allowlist (envconfig.AllowedOrigins): loopback and "any" addresses with or
+# without a port, and the schemes desktop shells and editors use.
+_BUILTIN_ORIGINS: tuple[str, ...] = tuple(
+    f"{scheme}://{host}{port}"
+    for host in ("localhost", "127.0.0.1", "0.0.0.0")
+    for scheme in ("http", "https")
+    for port in ("", ":*")
+) + ("app://*", "file://*", "tauri://*", "vscode-webview://*", "vscode-file://*")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The server's settings. Build with :meth:`from_env`; tests pass keyword overrides."""
+
+    host: HostPort = field(default_factory=lambda: parse_host(""))
+    models: Path | None = None
+    keep_alive: float = 300.0
+    context_length: int = 0
+    num_parallel: int = 1
+    max_loaded_models: int = 0
+    max_queue: int = 512
+    origins: tuple[str, ...] = ()
+    flash_attention: str = "auto"
+    kv_cache_type: str = "f16"
+    gpu_overhead: int = 0
+    sched_spread: bool = False
+    load_timeout: float = 300.0
+    noprune: bool = False
+    nohistory: bool = False
+    debug: int = 0
+    api_key: str = ""
+    max_body: int = 256 * 1024 * 1024
+    runner: str = "process"
+    warnings: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
+        """Read every variable once. Unparsable values are reported in ``warnings`` and ignored."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        warnings: list[str] = []
+        for var in VARS:
+            found = _raw(var, env)
+            if found is None:
+                continue
+            name, text = found
+            try:
+                values[var.name.lower()] = var.parse(text)
+            except ValueError as e:
+                warnings.append(f"invalid setting, ignoring: {name}={text!r} ({e})")
+        if values.get("kv_cache_type", "f16") != "f16" and values.get("flash_attention") == "off":
+            warnings.append("OLLAMA_KV_CACHE_TYPE needs flash attention, which is off: using f16")
+            values["kv_cache_type"] = "f16"
+        for w in warnings:
+            log.warning("%s", w)
+        values.update(overrides)
+        return cls(**values, warnings=tuple(warnings))
+
+    @property
+    def allowed_origins(self) -> tuple[str, ...]:
+        """``OLLAMA_ORIGINS`` followed by the built-in allowlist."""
+        return self.origins + _BUILTIN_ORIGINS
+
+    def max_runners(self, n_gpus: int) -> int:
+        """``OLLAMA_MAX_LOADED_MODELS``, or 3 per GPU (3 on CPU) when it is 0."""
+        return self.max_loaded_models or 3 * max(1, n_gpus)
+
+    def default_num_ctx(self, total_vram: int) -> int:
+        """``OLLAMA_CONTEXT_LENGTH``, else Ollama's VRAM tiers (thresholds a little under 24/48 GiB,
+        as Ollama's, so a "24 GB" card that reports slightly less still counts)."""
+        if self.context_length:
+            return self.context_length
+        gib = 1 << 30
+        if total_vram >= 47 * gib:
+            return 262144
+        if total_vram >= 23 * gib:
+            return 32768
+        return 4096
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """``(env names, description, current value)`` for ``serve --help``."""
+        out = []
+        for var in VARS:
+            value = getattr(self, var.name.lower())
+            if var.name == "API_KEY" and value:
+                value = "(set)"
+            elif isinstance(value, HostPort):
+                value = f"{value.host}:{value.port}"
+            elif var.name in ("KEEP_ALIVE", "LOAD_TIMEOUT"):
+                value = format_duration(value)
+            elif isinstance(value, tuple):
+                value = ",".join(value)
+            out.append((" / ".join(var.env_names), var.description, "" if value is None else str(value)))
+        return out

@@ -1,0 +1,91 @@
+"""From a stored model and a request's options to a :class:`LoadRequest`: the runner spec (what forces a
+reload when it changes) and the memory estimate.
+
+Option precedence is Ollama's: built-in defaults < the model's ``PARAMETER``s < the request's ``options``.
+``num_ctx`` defaults to ``OLLAMA_CONTEXT_LENGTH`` or the VRAM tier and is clamped to the model's trained
+context; ``num_parallel`` comes from the options/Modelfile or ``OLLAMA_NUM_PARALLEL`` (embedding models
+always get 1).
+
+Thread-safety: pure, apart from a cache of GGUF headers (blobs are content-addressed, so a path's header
+never changes); safe from any thread.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pyollama.config import Config
+from pyollama.errors import InvalidRequest, ModelLoadError
+from pyollama.runner.types import RunnerSpec
+from pyollama.scheduler.memory import estimate
+from pyollama.scheduler.scheduler import LoadRequest
+from pyollama.store import gguf_meta
+
+MIN_CTX = 4
+
+
+@functools.lru_cache(maxsize=64)
+def _header(path: str, mtime_ns: int) -> gguf_meta.GGUFInfo:
+    return gguf_meta.read(path, max_array=0, tensors=False)
+
+
+def header(path: str | Path) -> gguf_meta.GGUFInfo:
+    """The GGUF key/values of a weights file (arrays skipped), cached."""
+    p = str(path)
+    try:
+        return _header(p, os.stat(p).st_mtime_ns)
+    except OSError as e:
+        raise ModelLoadError(f"cannot read model weights {p}: {e.strerror or e}") from None
+
+
+def merged_options(model_params: Mapping[str, Any], options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Model ``PARAMETER``s overlaid by the request's (already validated) options."""
+    return {**dict(model_params), **dict(options or {})}
+
+
+def _int_opt(opts: Mapping[str, Any], key: str, default: int) -> int:
+    v = opts.get(key)
+    return default if v is None else int(v)
+
+
+def runner_spec(model_path: str | Path, opts: Mapping[str, Any], cfg: Config, *, info: gguf_meta.GGUFInfo,
+                adapters: tuple[str, ...] = (), total_vram: int = 0) -> RunnerSpec:
+    """The RunnerSpec for ``opts`` (merged options)."""
+    embedding = info.is_embedding
+    num_ctx = _int_opt(opts, "num_ctx", 0) or cfg.default_num_ctx(total_vram)
+    num_ctx = max(num_ctx, MIN_CTX)
+    trained = info.context_length
+    if trained:
+        num_ctx = min(num_ctx, trained)
+    # An encoder sees each input in one micro-batch, so its batch defaults to the context (Ollama also
+    # gives embedding models a larger batch).
+    num_batch = _int_opt(opts, "num_batch", num_ctx if embedding else 512)
+    if num_batch <= 0:
+        raise InvalidRequest(f"num_batch must be positive, not {num_batch}")
+    parallel = 1 if embedding else _int_opt(opts, "num_parallel", cfg.num_parallel)
+    if parallel < 1:
+        raise InvalidRequest(f"num_parallel must be at least 1, not {parallel}")
+    num_thread = _int_opt(opts, "num_thread", 0)
+    if num_thread < 0:
+        raise InvalidRequest(f"num_thread must not be negative, not {num_thread}")
+    use_mmap = opts.get("use_mmap")
+    return RunnerSpec(
+        model_path=str(model_path), adapters=tuple((str(a), 1.0) for a in adapters), num_ctx=num_ctx,
+        num_batch=num_batch, num_gpu=_int_opt(opts, "num_gpu", -1), main_gpu=_int_opt(opts, "main_gpu", 0),
+        num_thread=num_thread, use_mmap=True if use_mmap is None else bool(use_mmap), parallel=parallel,
+        embedding=embedding, flash_attn=cfg.flash_attention, kv_cache_type=cfg.kv_cache_type)
+
+
+def load_request(name: str, model_path: str | Path, opts: Mapping[str, Any], cfg: Config, *,
+                 adapters: tuple[str, ...] = (), total_vram: int = 0, info: dict | None = None) -> LoadRequest:
+    """Everything the scheduler needs for one request. ``name`` is what ``/api/ps`` shows."""
+    hdr = header(model_path)
+    spec = runner_spec(model_path, opts, cfg, info=hdr, adapters=adapters, total_vram=total_vram)
+    adapters_size = sum(os.path.getsize(a) for a in adapters if os.path.exists(a))
+    est = estimate(hdr.kv, file_size=os.path.getsize(model_path), adapters_size=adapters_size,
+                   num_ctx=spec.num_ctx, parallel=spec.parallel, num_batch=spec.num_batch,
+                   kv_cache_type=spec.kv_cache_type)
+    return LoadRequest(key=str(model_path), name=name, spec=spec, estimate=est, info=dict(info or {}))

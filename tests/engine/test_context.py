@@ -222,3 +222,28 @@ def test_closed_context(model):
     c.close()
     with pytest.raises(ValueError, match="closed"):
         c.n_ctx
+
+
+def test_batch_from_numpy_arrays_equals_per_token(model):
+    toks = np.array(model.vocab.tokenize("alpha beta gamma delta"), np.int32)
+    n = len(toks)
+    results = []
+    for bulk in (True, False):
+        c = _native.Context(model, n_ctx=512, n_batch=64, n_seq_max=2, n_threads=1)
+        b = _native.Batch(64, n_seq_max=2)
+        pos = np.concatenate([np.arange(n), np.arange(n)]).astype(np.int32)
+        seqs = np.array([0] * n + [1] * n, np.int32)
+        outs = np.zeros(2 * n, np.int8)
+        outs[[n - 1, 2 * n - 1]] = 1
+        if bulk:
+            assert b.add_arrays(np.concatenate([toks, toks]), pos, seqs, outs) == 0
+        else:
+            for i in range(2 * n):
+                b.add(int(toks[i % n]), int(pos[i]), int(seqs[i]), bool(outs[i]))
+        assert b.output_indices() == [n - 1, 2 * n - 1] and b.n_outputs == 2
+        c.decode(b)
+        results.append((np.array(c.logits(n - 1)), np.array(c.logits(2 * n - 1))))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][0], results[0][1])   # same tokens in both sequences
+    with pytest.raises(ValueError, match="differ in length"):
+        _native.Batch(8).add_arrays([1, 2], [0], [0, 0])

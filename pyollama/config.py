@@ -7,6 +7,7 @@ again as Ollama does — a typo must not stop the server from starting.
 
     cfg = Config.from_env()          # once, at start-up
     cfg.keep_alive                   # seconds; math.inf = forever
+    setting("MODELS")                # one variable, when it is needed (the store's defaults)
     for v in VARS: print(v.env_names, v.description)     # serve --help
 
 Also here: Go's duration syntax (``parse_duration``), which env values and the API's ``keep_alive`` share.
@@ -281,6 +282,34 @@ def _raw(var: Var, env: Mapping[str, str]) -> tuple[str, str] | None:
     return None
 
 
+_UNSET: Any = object()
+
+
+def _lookup(var: Var, env: Mapping[str, str], warnings: list[str]) -> Any:
+    """``var``'s parsed value, or ``_UNSET`` when it is not set or does not parse (noted in ``warnings``)."""
+    found = _raw(var, env)
+    if found is None:
+        return _UNSET
+    name, text = found
+    try:
+        return var.parse(text)
+    except ValueError as e:
+        warnings.append(f"invalid setting, ignoring: {name}={text!r} ({e})")
+        return _UNSET
+
+
+def setting(name: str, env: Mapping[str, str] | None = None) -> Any:
+    """One variable as :meth:`Config.from_env` reads it (its default when unset or unparsable), for code
+    that needs a single value when it is used rather than a whole Config: the model store's root and
+    ``NOPRUNE``, which also serve ``Store()`` outside the server."""
+    var = VAR_BY_NAME[name]
+    warnings: list[str] = []
+    value = _lookup(var, os.environ if env is None else env, warnings)
+    for w in warnings:
+        log.warning("%s", w)
+    return var.default if value is _UNSET else value
+
+
 # Ollama's built-in CORS allowlist (envconfig.AllowedOrigins): loopback and "any" addresses with or
 # without a port, and the schemes desktop shells and editors use.
 _BUILTIN_ORIGINS: tuple[str, ...] = tuple(
@@ -323,14 +352,9 @@ class Config:
         values: dict[str, Any] = {}
         warnings: list[str] = []
         for var in VARS:
-            found = _raw(var, env)
-            if found is None:
-                continue
-            name, text = found
-            try:
-                values[var.name.lower()] = var.parse(text)
-            except ValueError as e:
-                warnings.append(f"invalid setting, ignoring: {name}={text!r} ({e})")
+            value = _lookup(var, env, warnings)
+            if value is not _UNSET:
+                values[var.name.lower()] = value
         if values.get("kv_cache_type", "f16") != "f16" and values.get("flash_attention") == "off":
             warnings.append("OLLAMA_KV_CACHE_TYPE needs flash attention, which is off: using f16")
             values["kv_cache_type"] = "f16"

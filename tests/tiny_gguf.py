@@ -1,8 +1,16 @@
-"""Tiny random-weight GGUF models for fast tests, written with the `gguf` package.
+"""Tiny random-weight GGUF files for fast tests, written with the `gguf` package.
 
-A 2-layer llama (n_embd 64) with the real SentencePiece vocabulary of the pinned tree's
-`ggml-vocab-llama-spm.gguf` (32000 tokens), so tokenization is real and decoding takes
-milliseconds. Outputs are gibberish, but deterministic for a given seed.
+One writer, :func:`write_tiny_gguf`, for every test that needs a model file:
+
+* the store's tests take the defaults: a header-only model (no transformer blocks; token embeddings
+  and the final norm, 32 * 16 + 16 parameters) with a made-up vocabulary, small enough to create,
+  copy and push many times; the store reads it but never runs it;
+* the engine, runner and API tests use :func:`write_tiny_llama`, the same writer with a real vocabulary
+  (a vocab-only GGUF of the pinned llama.cpp tree, so tokenization is real) and two blocks: a llama
+  that loads and decodes in milliseconds.
+
+Outputs are gibberish, but deterministic for a given seed. :func:`write_tiny_lora` writes a LoRA
+adapter in llama.cpp's format.
 """
 from __future__ import annotations
 
@@ -15,6 +23,9 @@ _COPY_KEYS = ("tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.toke
               "tokenizer.ggml.scores", "tokenizer.ggml.token_type", "tokenizer.ggml.bos_token_id",
               "tokenizer.ggml.eos_token_id", "tokenizer.ggml.unknown_token_id",
               "tokenizer.ggml.add_bos_token", "tokenizer.ggml.add_eos_token")
+
+# general.file_type → the dtype of the 2-D weights, so the header says what the tensors hold.
+_DTYPES = {gguf.LlamaFileType.ALL_F32: np.float32, gguf.LlamaFileType.MOSTLY_F16: np.float16}
 
 
 def _copy_field(w: gguf.GGUFWriter, field) -> None:
@@ -32,16 +43,36 @@ def _copy_field(w: gguf.GGUFWriter, field) -> None:
         w.add_uint32(field.name, value)
 
 
-def write_tiny_llama(path: Path, vocab_gguf: Path, *, n_embd: int = 64, n_layer: int = 2, n_head: int = 4,
-                     n_head_kv: int = 2, n_ff: int = 128, n_ctx: int = 512, seed: int = 0,
-                     chat_template: str | None = None) -> Path:
-    rng = np.random.default_rng(seed)
-    src = gguf.GGUFReader(vocab_gguf)
-    n_vocab = len(src.fields["tokenizer.ggml.tokens"].contents())
-    head_dim = n_embd // n_head
+def save(w: gguf.GGUFWriter) -> None:
+    """Write header, key/values and tensors, and close."""
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
 
-    w = gguf.GGUFWriter(path, "llama")
-    w.add_name("tiny-random-llama")
+
+def write_tiny_gguf(path: Path, *, arch: str = "llama", seed: int = 0, name: str | None = None,
+                    vocab: Path | None = None, n_vocab: int = 32, n_embd: int = 16, n_layer: int = 0,
+                    n_head: int = 2, n_head_kv: int | None = None, n_ff: int | None = None, n_ctx: int = 128,
+                    file_type: int = gguf.LlamaFileType.ALL_F32, pooling: bool = False,
+                    chat_template: str | None = None, size_kib: int = 0) -> Path:
+    """A small, well-formed GGUF model.
+
+    ``vocab``: copy the tokenizer from this GGUF (``n_vocab`` is then its size), else ``n_vocab`` tokens
+    ``t0``, ``t1``, ... . ``n_layer``: transformer blocks, with an output head; 0 writes the embeddings
+    and final norm only. ``pooling`` makes it an embedding model; ``size_kib`` pads with an extra tensor
+    so writers have several chunks to write."""
+    rng = np.random.default_rng(seed)
+    n_head_kv = n_head if n_head_kv is None else n_head_kv
+    n_ff = 2 * n_embd if n_ff is None else n_ff
+    head_dim = n_embd // n_head
+    dtype = _DTYPES[gguf.LlamaFileType(file_type)]
+    src = gguf.GGUFReader(vocab) if vocab is not None else None
+    if src is not None:
+        n_vocab = len(src.fields["tokenizer.ggml.tokens"].contents())
+
+    w = gguf.GGUFWriter(path, arch)
+    w.add_name(name if name is not None else f"tiny-{seed}")
     w.add_context_length(n_ctx)
     w.add_embedding_length(n_embd)
     w.add_block_count(n_layer)
@@ -51,15 +82,22 @@ def write_tiny_llama(path: Path, vocab_gguf: Path, *, n_embd: int = 64, n_layer:
     w.add_layer_norm_rms_eps(1e-5)
     w.add_rope_dimension_count(head_dim)
     w.add_vocab_size(n_vocab)
-    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
-    for key in _COPY_KEYS:
-        if key in src.fields:
-            _copy_field(w, src.fields[key])
-    if chat_template:
+    w.add_file_type(file_type)
+    if pooling:
+        w.add_pooling_type(gguf.PoolingType.MEAN)
+    if src is not None:
+        for key in _COPY_KEYS:
+            if key in src.fields:
+                _copy_field(w, src.fields[key])
+    else:
+        w.add_tokenizer_model("gpt2")
+        w.add_token_list([f"t{i}" for i in range(n_vocab)])
+        w.add_token_types([1] * n_vocab)
+    if chat_template is not None:
         w.add_chat_template(chat_template)
 
-    def t(name: str, *shape: int, scale: float = 0.05, dtype=np.float16):
-        w.add_tensor(name, (rng.standard_normal(shape) * scale).astype(dtype))
+    def t(tensor: str, *shape: int, scale: float = 0.05) -> None:
+        w.add_tensor(tensor, (rng.standard_normal(shape) * scale).astype(dtype))
 
     t("token_embd.weight", n_vocab, n_embd, scale=0.5)
     for i in range(n_layer):
@@ -73,10 +111,33 @@ def write_tiny_llama(path: Path, vocab_gguf: Path, *, n_embd: int = 64, n_layer:
         t(f"blk.{i}.ffn_up.weight", n_ff, n_embd)
         t(f"blk.{i}.ffn_down.weight", n_embd, n_ff)
     w.add_tensor("output_norm.weight", np.ones(n_embd, np.float32))
-    t("output.weight", n_vocab, n_embd, scale=0.5)
+    if n_layer:
+        t("output.weight", n_vocab, n_embd, scale=0.5)
+    if size_kib:
+        w.add_tensor("pad.weight", rng.standard_normal((size_kib * 256,)).astype(np.float32))
+    save(w)
+    return path
 
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+
+# A 2-layer llama, n_embd 64, F16 weights: what llama.cpp loads and decodes in milliseconds.
+_TINY_LLAMA = {"name": "tiny-random-llama", "n_embd": 64, "n_layer": 2, "n_head": 4, "n_head_kv": 2, "n_ff": 128,
+               "n_ctx": 512, "file_type": gguf.LlamaFileType.MOSTLY_F16}
+
+
+def write_tiny_llama(path: Path, vocab_gguf: Path, **overrides) -> Path:
+    """:func:`write_tiny_gguf` with the runnable llama's shape and ``vocab_gguf``'s tokenizer."""
+    return write_tiny_gguf(path, vocab=vocab_gguf, **{**_TINY_LLAMA, **overrides})
+
+
+def write_tiny_lora(path: Path, *, arch: str = "llama", n_embd: int = 576, rank: int = 4, seed: int = 0,
+                    target: str = "blk.0.attn_q.weight") -> Path:
+    """A LoRA adapter GGUF in llama.cpp's format (general.type=adapter, lora_a/lora_b pairs)."""
+    rng = np.random.default_rng(seed)
+    w = gguf.GGUFWriter(path, arch)
+    w.add_type(gguf.GGUFType.ADAPTER)
+    w.add_string(gguf.Keys.Adapter.TYPE, "lora")
+    w.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(rank))
+    w.add_tensor(target + ".lora_a", (rng.standard_normal((rank, n_embd)) * 0.01).astype(np.float32))
+    w.add_tensor(target + ".lora_b", np.zeros((n_embd, rank), dtype=np.float32))
+    save(w)
     return path

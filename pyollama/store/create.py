@@ -29,10 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from pyollama.errors import ModelNotFound
-from pyollama.store import capabilities, convert, fsutil, gguf_meta, gojson
+from pyollama.store import convert, fsutil, gguf_meta, gojson
 from pyollama.store import manifest as mf
 from pyollama.store import quantize as quant
 from pyollama.store.blobs import BlobNotFound
+from pyollama.store.model import derive_capabilities
 from pyollama.store.names import ModelName
 from pyollama.store.request import CreateError, CreateRequest
 from pyollama.store.store import Store, noprune
@@ -339,8 +340,8 @@ class _Creator:
             full = gguf_meta.read(self.store.blobs.path(
                 next(x.layer.digest for x in self.base if x.info is model_info)), max_array=0, tensors=False)
             template, is_jinja = full.chat_template, True
-        caps = capabilities.combine(model_info, template=template, template_is_jinja=is_jinja,
-                                    has_projector=any(x.media_type == mf.MEDIA_PROJECTOR for x in layers))
+        caps = derive_capabilities(model_info, template, is_jinja=is_jinja,
+                                   projector=any(x.media_type == mf.MEDIA_PROJECTOR for x in layers))
         if caps:
             cfg["capabilities"] = caps
         if model_info is not None:

@@ -134,6 +134,13 @@ class Manifest:
         return [layer for layer in self.layers if layer.media_type == media_type]
 
 
+def _entries(path: str | Path, *, files: bool = False) -> list[os.DirEntry[str]]:
+    """The sub-directories of ``path`` (or its plain files), by name; links are not followed."""
+    with os.scandir(path) as it:
+        return sorted((e for e in it if (e.is_file if files else e.is_dir)(follow_symlinks=False)),
+                      key=lambda e: e.name)
+
+
 class ManifestStore:
     def __init__(self, directory: Path):
         self.dir = Path(directory)
@@ -188,18 +195,10 @@ class ManifestStore:
         """Every stored name (4-level ``host/ns/model/tag`` files with valid parts); others are skipped."""
         if not self.dir.is_dir():
             return
-        for host in sorted(os.scandir(self.dir), key=lambda e: e.name):
-            if not host.is_dir(follow_symlinks=False):
-                continue
-            for ns in sorted(os.scandir(host.path), key=lambda e: e.name):
-                if not ns.is_dir(follow_symlinks=False):
-                    continue
-                for model in sorted(os.scandir(ns.path), key=lambda e: e.name):
-                    if not model.is_dir(follow_symlinks=False):
-                        continue
-                    for tag in sorted(os.scandir(model.path), key=lambda e: e.name):
-                        if not tag.is_file(follow_symlinks=False):
-                            continue
+        for host in _entries(self.dir):
+            for ns in _entries(host.path):
+                for model in _entries(ns.path):
+                    for tag in _entries(model.path, files=True):
                         try:
                             yield ModelName.from_parts((host.name, ns.name, model.name, tag.name))
                         except InvalidModelName:

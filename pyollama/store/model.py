@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pyollama.store import capabilities, gguf_meta
+from pyollama.errors import TemplateError
+from pyollama.store import gguf_meta
 from pyollama.store import manifest as mf
 from pyollama.store.names import ModelName
 from pyollama.store.store import Store
@@ -69,11 +70,35 @@ class ModelRecord:
         if info is None and self.model_path is not None:
             info = self.gguf(max_array=0, tensors=False)
         template, is_jinja = self.effective_template(info)
-        caps = capabilities.combine(info, template=template, template_is_jinja=is_jinja,
-                                    has_projector=bool(self.projector_paths))
+        caps = derive_capabilities(info, template, is_jinja=is_jinja, projector=bool(self.projector_paths))
         if not caps and self.config.get("capabilities"):
             caps = list(self.config["capabilities"])
         return caps
+
+
+def derive_capabilities(info: gguf_meta.GGUFInfo | None, template: str | None, *, is_jinja: bool,
+                        projector: bool) -> list[str]:
+    """Ollama's ``capabilities`` list (OLLAMA.md §2.6) for a model GGUF header, its template (a Go
+    TEMPLATE, or the GGUF's Jinja chat template when ``is_jinja``) and whether it has a projector.
+
+    The template engine decides (``pyollama.templates.model_capabilities``), so show, create and the
+    server's checks agree. Without a model GGUF there is no completion/embedding entry, only what the
+    template gives, as in Ollama. A TEMPLATE that does not parse gives no template capabilities: create
+    does not reject it today, and show must not fail on a model that is already stored."""
+    # Imported here: the template engine (and jinja2) loads only when capabilities are needed, not for
+    # every user of the store (the CLI, registry pulls).
+    from pyollama.templates import model_capabilities
+
+    embedding = info is not None and info.is_embedding
+    vision = info is not None and info.has_vision
+    try:
+        caps = model_capabilities(None if is_jinja else template, jinja_template=template if is_jinja else None,
+                                  embedding=embedding, gguf_vision=vision, projector=projector)
+    except TemplateError as e:
+        log.warning("template does not parse, so it gives no capabilities: %s", e)
+        caps = model_capabilities(None, embedding=embedding, gguf_vision=vision, projector=projector)
+    # model_capabilities always starts with completion or embedding, which only a model GGUF can say.
+    return caps if info is not None else caps[1:]
 
 
 def _read_json(store: Store, digest: str, default: Any) -> Any:

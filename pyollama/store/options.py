@@ -6,7 +6,8 @@ options force a runner reload (OLLAMA.md §4).
 
 Defaults are Ollama's; ``None`` means "unset / decided at run time" (``num_ctx`` comes from
 ``OLLAMA_CONTEXT_LENGTH`` or the VRAM tier, ``stop`` from the model, ``draft_num_predict`` from whether a
-draft model exists, ``main_gpu``/``use_mmap`` are auto).
+draft model exists, ``main_gpu``/``use_mmap`` are auto, ``num_parallel`` from ``OLLAMA_NUM_PARALLEL``).
+Rows marked ``extension`` are pyollama's own and not in Ollama's table.
 
 Thread-safety: immutable data and pure functions.
 """
@@ -16,6 +17,8 @@ import math
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from pyollama.config import parse_bool
 
 OptionType = Literal["int", "float", "bool", "string", "string[]"]
 
@@ -27,6 +30,7 @@ class Option:
     default: Any
     runner: bool = False     # changing it reloads the runner (OLLAMA.md §4)
     note: str = ""
+    extension: bool = False  # pyollama's own: not in Ollama's table (OLLAMA.md §3)
 
 
 OPTIONS: dict[str, Option] = {o.name: o for o in (
@@ -51,6 +55,9 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("frequency_penalty", "float", 0.0),
     Option("stop", "string[]", None, note="from the model; one PARAMETER stop line per string"),
     Option("draft_num_predict", "int", None, True, "4 if a draft model exists, else 0"),
+    # Per-model parallel slots (Ollama only has the server-wide OLLAMA_NUM_PARALLEL; ollama/ollama#4894).
+    # Unset here so the scheduler falls back to that variable; a different value needs another runner.
+    Option("num_parallel", "int", None, True, "OLLAMA_NUM_PARALLEL; 1 for embedding models", extension=True),
 )}
 
 # Removed keys: old clients still send them. A Modelfile gets a deprecation warning, the API ignores them.
@@ -68,8 +75,6 @@ class OptionError(ValueError):
 
 _INT_RE = re.compile(r"[+-]?[0-9]+")
 _FLOAT_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_TRUE = {"1", "t", "T", "TRUE", "true", "True"}     # Go strconv.ParseBool
-_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
 
 
 def parse_text(name: str, text: str) -> Any:
@@ -85,11 +90,10 @@ def parse_text(name: str, text: str) -> Any:
             raise OptionError(f"invalid float value for {name}: {text!r}")
         return float(text)
     if opt.type == "bool":
-        if text in _TRUE:
-            return True
-        if text in _FALSE:
-            return False
-        raise OptionError(f"invalid bool value for {name}: {text!r}")
+        try:
+            return parse_bool(text)
+        except ValueError:
+            raise OptionError(f"invalid bool value for {name}: {text!r}") from None
     return text
 
 

@@ -20,6 +20,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from pyollama import config
 from pyollama.errors import InvalidModelName, ModelNotFound
 from pyollama.store import fsutil
 from pyollama.store.blobs import BLOB_FILE_RE, BlobNotFound, BlobStore
@@ -33,32 +34,15 @@ GC_WAIT = 10.0          # seconds a delete waits for in-flight writers before le
 STALE_AGE = 3600.0      # Ollama's PruneLayers removes non-digest files in blobs/ older than 1 h
 
 
-def _env(*names: str) -> str:
-    for n in names:
-        v = os.environ.get(n, "").strip()
-        if len(v) >= 2 and v[0] == v[-1] and v[0] in "'\"":   # Ollama strips wrapping quotes
-            v = v[1:-1]
-        if v:
-            return v
-    return ""
-
-
-def _env_bool(*names: str) -> bool:
-    """Go ``strconv.ParseBool``; like Ollama's envconfig, a set but unparsable value counts as true."""
-    v = _env(*names)
-    if not v:
-        return False
-    return v not in ("0", "f", "F", "false", "FALSE", "False")
-
-
 def default_root() -> Path:
     """``PYOLLAMA_MODELS``, else ``OLLAMA_MODELS``, else ``~/.pyollama/models``."""
-    v = _env("PYOLLAMA_MODELS", "OLLAMA_MODELS")
-    return Path(v).expanduser() if v else Path.home() / ".pyollama" / "models"
+    root: Path | None = config.setting("MODELS")
+    return root if root is not None else Path.home() / ".pyollama" / "models"
 
 
 def noprune() -> bool:
-    return _env_bool("PYOLLAMA_NOPRUNE", "OLLAMA_NOPRUNE")
+    """``PYOLLAMA_NOPRUNE`` / ``OLLAMA_NOPRUNE``: keep unused blobs (prune, and a replaced model's layers)."""
+    return bool(config.setting("NOPRUNE"))
 
 
 class Store:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from pyollama.errors import TemplateExecError
+from pyollama.gojson import quote, sorted_keys
 from pyollama.templates import golex
 from pyollama.templates.gofmt import format_value
 from pyollama.templates.gofuncs import FuncError, Signature, f_not
@@ -18,7 +19,7 @@ from pyollama.templates.gonodes import (
     TemplateNode, TextNode, VariableNode, WithNode, walk,
 )
 from pyollama.templates.goparse import ParsedTemplate
-from pyollama.templates.govalues import MISSING, GoSlice, GoStruct, OrderedMap, is_true, sorted_keys, type_name
+from pyollama.templates.govalues import MISSING, GoSlice, GoStruct, OrderedMap, is_true, type_name
 
 MAX_EXEC_DEPTH = 100  # Go allows 100000; Python's stack is the limit here.
 
@@ -63,7 +64,6 @@ class Program:
         if node is None:
             return TemplateExecError(f"template: {name}: {msg}")
         line, col = golex.line_col(self.text, node.pos)
-        from pyollama.templates.gofmt import quote
         ctx = str(node)
         return TemplateExecError(
             f"template: {name}:{line}:{col}: executing {quote(name)} at <{ctx}>: {msg}", line=line, col=col)
@@ -244,8 +244,7 @@ class Program:
         def run_template(st: _State, dot: Any) -> None:
             fn = prog.tree(name)
             if fn is None:
-                from pyollama.templates.gofmt import quote
-                raise prog.error(n, f"template {quote(name)} not defined")
+                        raise prog.error(n, f"template {quote(name)} not defined")
             if st.depth >= MAX_EXEC_DEPTH:
                 raise prog.error(n, f"exceeded maximum template depth ({MAX_EXEC_DEPTH})")
             newdot = pipe(st, dot) if pipe is not None else MISSING

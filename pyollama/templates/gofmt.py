@@ -1,4 +1,5 @@
 """Go's fmt package, as far as templates reach it: Sprint, Sprintln, Sprintf and %v printing.
+(strconv's FormatFloat and Quote underneath are shared with the store, in `pyollama.gojson`.)
 
 Go prints values differently from Python in ways a prompt shows: floats as `3.24e+07`, nil as
 `<nil>`, maps as `map[a:1 b:2]` in key order, slices as `[1 2]`, bad verbs as `%!d(string=x)`.
@@ -8,125 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pyollama.templates.govalues import MISSING, GoSlice, GoStruct, OrderedMap, sorted_keys, type_name
-
-# ---------------------------------------------------------------------------------------------------
-# strconv
-
-
-def _shortest_digits(f: float) -> tuple[str, int]:
-    """Shortest round-trip decimal digits of |f| and the decimal point position (strconv's digs.dp)."""
-    r = repr(abs(f))
-    exp = 0
-    if "e" in r:
-        r, e = r.split("e")
-        exp = int(e)
-    if "." in r:
-        ip, fp = r.split(".")
-    else:
-        ip, fp = r, ""
-    digits = ip + fp
-    dp = len(ip) + exp
-    stripped = digits.lstrip("0")
-    dp -= len(digits) - len(stripped)
-    digits = stripped.rstrip("0")
-    if not digits:
-        return "0", 1
-    return digits, dp
-
-
-def _fmt_e(neg: bool, digits: str, dp: int, prec: int, ch: str) -> str:
-    s = "-" if neg else ""
-    s += digits[0]
-    if prec > 0:
-        frac = digits[1:prec + 1]
-        s += "." + frac + "0" * (prec - len(frac))
-    exp = dp - 1 if digits != "0" else 0
-    sign = "-" if exp < 0 else "+"
-    exp = abs(exp)
-    return f"{s}{ch}{sign}{exp:02d}"
-
-
-def _fmt_f(neg: bool, digits: str, dp: int, prec: int) -> str:
-    s = "-" if neg else ""
-    if dp > 0:
-        ip = digits[:dp] + "0" * max(0, dp - len(digits))
-    else:
-        ip = "0"
-    s += ip
-    if prec > 0:
-        frac = []
-        for i in range(prec):
-            j = dp + i
-            frac.append(digits[j] if 0 <= j < len(digits) else "0")
-        s += "." + "".join(frac)
-    return s
-
-
-def format_float(f: float, verb: str = "g", prec: int = -1) -> str:
-    """strconv.FormatFloat(f, verb, prec, 64) for verbs e E f g G."""
-    if math.isnan(f):
-        return "NaN"
-    if math.isinf(f):
-        return "+Inf" if f > 0 else "-Inf"
-    neg = f < 0 or (f == 0 and math.copysign(1.0, f) < 0)
-    if prec >= 0:
-        # Python's %-formatting rounds the exact binary value like strconv does.
-        if verb in "eE":
-            return ("%." + str(prec) + verb) % f
-        if verb in "fF":
-            return ("%." + str(prec) + "f") % f
-        if verb in "gG":
-            p = max(prec, 1)
-            # Go keeps exponents at two digits minimum, as Python does; no `#` handling here.
-            return ("%." + str(p) + verb) % f
-    digits, dp = _shortest_digits(f)
-    if verb in "eE":
-        return _fmt_e(neg, digits, dp, len(digits) - 1, verb)
-    if verb in "fF":
-        return _fmt_f(neg, digits, dp, max(len(digits) - dp, 0))
-    # shortest %g (and %v): strconv switches to exponent form when exp < -4 || exp >= 6.
-    exp = dp - 1 if digits != "0" else 0
-    if exp < -4 or exp >= 6:
-        return _fmt_e(neg, digits, dp, len(digits) - 1, "E" if verb == "G" else "e")
-    return _fmt_f(neg, digits, dp, max(len(digits) - dp, 0))
-
-
-def go_float_v(f: float) -> str:
-    """fmt's %v for a float64 (strconv 'g', shortest)."""
-    return format_float(f, "g", -1)
-
-
-def _is_print(c: str) -> bool:
-    return c == " " or (c.isprintable() and not c.isspace())
-
-
-def quote(s: str, ascii_only: bool = False) -> str:
-    """strconv.Quote: a double-quoted Go string literal."""
-    out = ['"']
-    for c in s:
-        o = ord(c)
-        if c == '"':
-            out.append('\\"')
-        elif c == "\\":
-            out.append("\\\\")
-        elif 0xD800 <= o <= 0xDFFF:
-            out.append("\\ufffd")
-        elif o < 0x80 and _is_print(c):
-            out.append(c)
-        elif o >= 0x80 and _is_print(c) and not ascii_only:
-            out.append(c)
-        elif c in "\a\b\f\n\r\t\v":
-            out.append({"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
-                        "\t": "\\t", "\v": "\\v"}[c])
-        elif o < 0x20 or o == 0x7F:
-            out.append("\\x%02x" % o)
-        elif o < 0x10000:
-            out.append("\\u%04x" % o)
-        else:
-            out.append("\\U%08x" % o)
-    out.append('"')
-    return "".join(out)
+from pyollama.gojson import format_float, is_print, quote, sorted_keys
+from pyollama.templates.govalues import MISSING, GoSlice, GoStruct, OrderedMap, type_name
 
 
 def quote_rune(r: int) -> str:
@@ -203,7 +87,7 @@ def _fmt_int(v: int, verb: str, sp: _Spec) -> str:
         return _pad(quote_rune(v), sp)
     elif verb == "U":
         s = "U+%04X" % v
-        if sp.sharp and 0 <= v <= 0x10FFFF and _is_print(chr(v)):
+        if sp.sharp and 0 <= v <= 0x10FFFF and is_print(chr(v)):
             s += " '" + chr(v) + "'"
         return _pad(s, sp)
     else:
@@ -248,7 +132,7 @@ def _fmt_str(v: str, verb: str, sp: _Spec) -> str:
     if verb in "vs":
         return _pad(v, sp)
     if verb == "q":
-        if sp.sharp and "`" not in v and all(_is_print(c) or c == "\t" for c in v):
+        if sp.sharp and "`" not in v and all(is_print(c) or c == "\t" for c in v):
             return _pad("`" + v + "`", sp)
         return _pad(quote(v, ascii_only=sp.plus), sp)
     if verb in "xX":
@@ -342,6 +226,30 @@ def sprintln(args: list[Any] | tuple[Any, ...]) -> str:
     return " ".join(format_value(a) for a in args) + "\n"
 
 
+def _arg_number(fmt: str, i: int) -> tuple[int, int] | None:
+    """An explicit argument index ``[n]`` at ``fmt[i]`` (Go's argNumber): (0-based index, end) or None."""
+    if i < len(fmt) and fmt[i] == "[":
+        k = fmt.find("]", i)
+        if k > 0 and fmt[i + 1:k].isdigit():
+            return int(fmt[i + 1:k]) - 1, k + 1
+    return None
+
+
+def _parse_num(fmt: str, i: int) -> tuple[int | None, int]:
+    """The decimal number at ``fmt[i]`` (Go's parsenum): (the number, or None without digits; end)."""
+    start = i
+    while i < len(fmt) and fmt[i].isdigit():
+        i += 1
+    return (int(fmt[start:i]) if i > start else None), i
+
+
+def _int_arg(args: list[Any] | tuple[Any, ...], argi: int) -> int | None:
+    """The operand of a ``*`` width or precision (Go's intFromArg); None when it is missing or no int."""
+    if argi < len(args) and isinstance(args[argi], int) and not isinstance(args[argi], bool):
+        return int(args[argi])
+    return None
+
+
 def sprintf(fmt: str, args: list[Any] | tuple[Any, ...]) -> str:
     """fmt.Sprintf, including Go's in-band error strings for bad verbs and argument counts."""
     out: list[str] = []
@@ -374,50 +282,35 @@ def sprintf(fmt: str, args: list[Any] | tuple[Any, ...]) -> str:
             elif c == "0":
                 sp.zero = not sp.minus
             i += 1
-        # explicit argument index [n]
-        if i < n and fmt[i] == "[":
-            k = fmt.find("]", i)
-            if k > 0 and fmt[i + 1:k].isdigit():
-                argi = int(fmt[i + 1:k]) - 1
-                reordered = True
-                i = k + 1
+        found = _arg_number(fmt, i)
+        if found is not None:
+            (argi, i), reordered = found, True
         if i < n and fmt[i] == "*":
             i += 1
-            if argi < len(args) and isinstance(args[argi], int) and not isinstance(args[argi], bool):
-                sp.width = args[argi]
-                if sp.width < 0:
-                    sp.minus, sp.width = True, -sp.width
-            else:
+            sp.width = _int_arg(args, argi)
+            if sp.width is None:
                 out.append("%!(BADWIDTH)")
+            elif sp.width < 0:
+                sp.minus, sp.width = True, -sp.width
             argi += 1
         else:
-            s = i
-            while i < n and fmt[i].isdigit():
-                i += 1
-            if i > s:
-                sp.width = int(fmt[s:i])
+            sp.width, i = _parse_num(fmt, i)
         if i < n and fmt[i] == ".":
             i += 1
             if i < n and fmt[i] == "*":
                 i += 1
-                if argi < len(args) and isinstance(args[argi], int) and not isinstance(args[argi], bool):
-                    sp.prec = args[argi]
-                    if sp.prec < 0:
-                        sp.prec = None
-                else:
+                sp.prec = _int_arg(args, argi)
+                if sp.prec is None:
                     out.append("%!(BADPREC)")
+                elif sp.prec < 0:
+                    sp.prec = None
                 argi += 1
             else:
-                s = i
-                while i < n and fmt[i].isdigit():
-                    i += 1
-                sp.prec = int(fmt[s:i]) if i > s else 0
-        if i < n and fmt[i] == "[":
-            k = fmt.find("]", i)
-            if k > 0 and fmt[i + 1:k].isdigit():
-                argi = int(fmt[i + 1:k]) - 1
-                reordered = True
-                i = k + 1
+                prec, i = _parse_num(fmt, i)
+                sp.prec = prec or 0
+        found = _arg_number(fmt, i)
+        if found is not None:
+            (argi, i), reordered = found, True
         if i >= n:
             out.append("%!(NOVERB)")
             break
@@ -443,4 +336,4 @@ def sprintf(fmt: str, args: list[Any] | tuple[Any, ...]) -> str:
     return "".join(out)
 
 
-__all__ = ["format_float", "format_value", "go_float_v", "quote", "sprint", "sprintf", "sprintln"]
+__all__ = ["format_value", "quote_rune", "sprint", "sprintf", "sprintln"]

@@ -13,6 +13,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from pyollama.gojson import is_print
 from pyollama.templates.gofmt import format_value, sprint, sprintf, sprintln
 from pyollama.templates.govalues import (
     K_BOOL, K_COMPLEX, K_FLOAT, K_INT, K_INVALID, K_STRING, MISSING, GoStruct,
@@ -224,30 +225,18 @@ def html_escape(s: str) -> str:
             .replace(">", "&gt;").replace("\x00", "\ufffd"))
 
 
+_JS_ESC = {"\\": "\\\\", "'": "\\'", '"': '\\"', "<": "\\u003C", ">": "\\u003E", "&": "\\u0026", "=": "\\u003D",
+           **{chr(o): f"\\u{o:04X}" for o in range(0x20)}}
+
+
 def js_escape(s: str) -> str:
+    """text/template's JSEscapeString."""
     out = []
     for c in s:
-        o = ord(c)
-        if c == "\\":
-            out.append("\\\\")
-        elif c == "'":
-            out.append("\\'")
-        elif c == '"':
-            out.append('\\"')
-        elif c == "<":
-            out.append("\\u003C")
-        elif c == ">":
-            out.append("\\u003E")
-        elif c == "&":
-            out.append("\\u0026")
-        elif c == "=":
-            out.append("\\u003D")
-        elif o < 0x20:
-            out.append("\\u00%02X" % o)
-        elif o >= 0x80 and not (c.isprintable() and not c.isspace() or c == " "):
-            out.append("\\u%04X" % o)
-        else:
-            out.append(c)
+        e = _JS_ESC.get(c)
+        if e is None and c >= "\x80" and not is_print(c):
+            e = f"\\u{ord(c):04X}"
+        out.append(c if e is None else e)
     return "".join(out)
 
 

@@ -2,60 +2,15 @@
 
 Differences from Python's json.dumps that show in prompts: no spaces after `,` and `:`, map keys
 sorted, `<`, `>` and `&` escaped as \\u003c \\u003e \\u0026 (HTML-safe), U+2028/U+2029 escaped,
-floats as Go formats them (`1e+21`, `1e-7`, `3`), and NaN/Inf refused.
+floats as Go formats them (`1e+21`, `1e-7`, `3`), and NaN/Inf refused. Those rules are shared with the
+store in `pyollama.gojson`; here is the walk over template values (Go maps, structs, MISSING).
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from pyollama.templates.govalues import MISSING, GoSlice, GoStruct, OrderedMap, sorted_keys
-
-
-class UnsupportedValue(ValueError):
-    """json: unsupported value (NaN, ±Inf) or type (functions, complex numbers)."""
-
-
-def _escape_table() -> dict[int, str]:
-    table = {}
-    for c in range(0x20):
-        table[c] = "\\u%04x" % c
-    table.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t", ord("\b"): "\\b", ord("\f"): "\\f"})
-    table.update({ord('"'): '\\"', ord("\\"): "\\\\", ord("<"): "\\u003c", ord(">"): "\\u003e",
-                  ord("&"): "\\u0026", 0x2028: "\\u2028", 0x2029: "\\u2029"})
-    for c in range(0xD800, 0xE000):
-        table[c] = "\\ufffd"  # Go writes invalid UTF-8 (our lone surrogates) as U+FFFD
-    return table
-
-
-_ESC = _escape_table()
-
-
-def encode_string(s: str) -> str:
-    return '"' + s.translate(_ESC) + '"'
-
-
-def encode_float(f: float) -> str:
-    if math.isnan(f) or math.isinf(f):
-        raise UnsupportedValue(f"json: unsupported value: {f!r}")
-    if f == 0:
-        return "-0" if math.copysign(1.0, f) < 0 else "0"
-    a = abs(f)
-    r = repr(f)
-    if a < 1e-6 or a >= 1e21:
-        # strconv 'e' shortest, then Go trims "e-07" to "e-7".
-        from pyollama.templates.gofmt import format_float
-        s = format_float(f, "e", -1)
-        mant, exp = s.split("e")
-        sign = exp[0]
-        digits = exp[1:].lstrip("0") or "0"
-        return f"{mant}e{sign}{digits}"
-    if "e" in r or "E" in r:
-        from pyollama.templates.gofmt import format_float
-        return format_float(f, "f", -1)
-    if r.endswith(".0"):
-        r = r[:-2]
-    return r
+from pyollama.gojson import UnsupportedValue, encode_float, encode_string, sorted_keys
+from pyollama.templates.govalues import MISSING, GoSlice, GoStruct, OrderedMap
 
 
 def marshal(v: Any) -> str:

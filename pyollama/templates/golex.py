@@ -9,6 +9,8 @@ from __future__ import annotations
 import unicodedata
 from typing import NamedTuple
 
+from pyollama.gojson import quote
+
 # item types
 ERROR, BOOL, CHAR, CHAR_CONSTANT, COMMENT, COMPLEX, ASSIGN, DECLARE, EOF, FIELD, IDENTIFIER, \
     LEFT_DELIM, LEFT_PAREN, NUMBER, PIPE, RAW_STRING, RIGHT_DELIM, RIGHT_PAREN, SPACE, STRING, \
@@ -37,7 +39,6 @@ class Item(NamedTuple):
             return self.val
         if self.typ > KEYWORD:
             return f"<{self.val}>"
-        from pyollama.templates.gofmt import quote
         if len(self.val) > 10:
             return quote(self.val[:10]) + "..."
         return quote(self.val)
@@ -281,6 +282,10 @@ class _Lexer:
         self.emit(typ)
 
     def lex_char(self) -> None:
+        self._lex_escaped("'", "unterminated character constant", CHAR_CONSTANT)
+
+    def _lex_escaped(self, end: str, unterminated: str, typ: int) -> None:
+        """Scan to the closing ``end``, past backslash escapes (Go's lexChar and lexQuote)."""
         s = self.s
         while True:
             c = s[self.pos] if self.pos < len(s) else ""
@@ -290,14 +295,14 @@ class _Lexer:
                 if c2 and c2 != "\n":
                     self.pos += 1
                     continue
-                self.error("unterminated character constant")
+                self.error(unterminated)
                 return
             if c in ("", "\n"):
-                self.error("unterminated character constant")
+                self.error(unterminated)
                 return
-            if c == "'":
+            if c == end:
                 break
-        self.emit(CHAR_CONSTANT)
+        self.emit(typ)
 
     def _scan_number(self) -> bool:
         s = self.s
@@ -338,34 +343,18 @@ class _Lexer:
 
     def lex_number(self) -> None:
         if not self._scan_number():
-            self.error(f"bad number syntax: {_q(self.s[self.start:self.pos])}")
+            self.error(f"bad number syntax: {quote(self.s[self.start:self.pos])}")
             return
         if self.peek() in ("+", "-") and self.peek() != "":
             if not self._scan_number() or self.s[self.pos - 1] != "i":
-                self.error(f"bad number syntax: {_q(self.s[self.start:self.pos])}")
+                self.error(f"bad number syntax: {quote(self.s[self.start:self.pos])}")
                 return
             self.emit(COMPLEX)
             return
         self.emit(NUMBER)
 
     def lex_quote(self) -> None:
-        s = self.s
-        while True:
-            c = s[self.pos] if self.pos < len(s) else ""
-            self.pos += 1
-            if c == "\\":
-                c2 = s[self.pos] if self.pos < len(s) else ""
-                if c2 and c2 != "\n":
-                    self.pos += 1
-                    continue
-                self.error("unterminated quoted string")
-                return
-            if c in ("", "\n"):
-                self.error("unterminated quoted string")
-                return
-            if c == '"':
-                break
-        self.emit(STRING)
+        self._lex_escaped('"', "unterminated quoted string", STRING)
 
     def lex_raw_quote(self) -> None:
         x = self.s.find("`", self.pos)
@@ -374,11 +363,6 @@ class _Lexer:
             return
         self.pos = x + 1
         self.emit(RAW_STRING)
-
-
-def _q(s: str) -> str:
-    from pyollama.templates.gofmt import quote
-    return quote(s)
 
 
 def _fmt_rune(c: str) -> str:

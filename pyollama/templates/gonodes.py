@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+from pyollama.gojson import quote
+
 
 @dataclass(eq=False)
 class Node:
@@ -22,7 +24,6 @@ class TextNode(Node):
     text: str
 
     def __str__(self) -> str:
-        from pyollama.templates.gofmt import quote
         return quote(self.text)
 
 
@@ -190,7 +191,6 @@ class TemplateNode(Node):
     pipe: PipeNode | None
 
     def __str__(self) -> str:
-        from pyollama.templates.gofmt import quote
         if self.pipe is None:
             return "{{template " + quote(self.name) + "}}"
         return "{{template " + quote(self.name) + " " + str(self.pipe) + "}}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from pyollama.errors import TemplateParseError
+from pyollama.gojson import quote
 from pyollama.templates import golex as L
 from pyollama.templates.gonodes import (
     ActionNode, BoolNode, BranchNode, BreakNode, ChainNode, CommandNode, ContinueNode, DotNode,
@@ -140,7 +141,7 @@ def new_number(pos: int, text: str, typ: int) -> NumberNode:
         try:
             c = complex(text.replace("i", "j"))
         except ValueError:
-            raise ValueError(f"illegal number syntax: {_q(text)}") from None
+            raise ValueError(f"illegal number syntax: {quote(text)}") from None
         n.is_complex = True
         n.complex_val = c
         if c.imag == 0:
@@ -155,7 +156,7 @@ def new_number(pos: int, text: str, typ: int) -> NumberNode:
         i = _parse_int(text[:-1])
         val = float(i) if i is not None else f
         if val is None:
-            raise ValueError(f"illegal number syntax: {_q(text)}")
+            raise ValueError(f"illegal number syntax: {quote(text)}")
         n.is_complex = True
         n.complex_val = complex(0, val)
         return n
@@ -176,19 +177,14 @@ def new_number(pos: int, text: str, typ: int) -> NumberNode:
     f = _parse_float(text)
     if f is not None:
         if not any(c in text for c in ".eEpP"):
-            raise ValueError(f"integer overflow: {_q(text)}")
+            raise ValueError(f"integer overflow: {quote(text)}")
         n.is_float = True
         n.float_val = f
         if f == int(f) and -(1 << 63) <= f < (1 << 63):
             n.is_int = True
             n.int_val = int(f)
         return n
-    raise ValueError(f"illegal number syntax: {_q(text)}")
-
-
-def _q(s: str) -> str:
-    from pyollama.templates.gofmt import quote
-    return quote(s)
+    raise ValueError(f"illegal number syntax: {quote(text)}")
 
 
 # -- the parser ------------------------------------------------------------------------------------
@@ -279,7 +275,7 @@ class _Parser:
         if old is None or _is_empty_tree(old):
             self.trees[name] = root
         elif not _is_empty_tree(root):
-            raise self.errorf(f"template: multiple definition of template {_q(name)}", pos)
+            raise self.errorf(f"template: multiple definition of template {quote(name)}", pos)
 
     def _sub_tree(self) -> tuple[ListNode, Node]:
         saved = (self.vars, self.range_depth)
@@ -502,7 +498,7 @@ class _Parser:
             if isinstance(node, VariableNode):
                 return VariableNode(pos, node.ident + fields)
             if isinstance(node, (BoolNode, StringNode, NumberNode, NilNode, DotNode)):
-                raise self.errorf(f"unexpected . after term {_q(str(node))}", pos)
+                raise self.errorf(f"unexpected . after term {quote(str(node))}", pos)
             return ChainNode(pos, node, fields)
         return node
 
@@ -511,7 +507,7 @@ class _Parser:
         t = tok.typ
         if t == L.IDENTIFIER:
             if tok.val not in self.funcs:
-                raise self.errorf(f"function {_q(tok.val)} not defined", tok.pos)
+                raise self.errorf(f"function {quote(tok.val)} not defined", tok.pos)
             return IdentifierNode(tok.pos, tok.val)
         if t == L.DOT:
             return DotNode(tok.pos)
@@ -519,7 +515,7 @@ class _Parser:
             return NilNode(tok.pos)
         if t == L.VARIABLE:
             if tok.val not in self.vars:
-                raise self.errorf(f"undefined variable {_q(tok.val)}", tok.pos)
+                raise self.errorf(f"undefined variable {quote(tok.val)}", tok.pos)
             return VariableNode(tok.pos, [tok.val])
         if t == L.FIELD:
             return FieldNode(tok.pos, [tok.val[1:]])

@@ -171,12 +171,4 @@ def is_true(v: Any) -> bool:
     return True
 
 
-def sorted_keys(d: dict[Any, Any]) -> list[Any]:
-    """Map keys in Go's fmtsort order: numbers numerically, strings bytewise (= code point order)."""
-    try:
-        return sorted(d)
-    except TypeError:
-        return sorted(d, key=lambda k: (type(k).__name__, str(k)))
-
-
 Func = Callable[..., Any]

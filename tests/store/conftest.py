@@ -4,9 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from store_helpers import write_tiny_gguf
 
 from pyollama.store import Store
+from tests.tiny_gguf import write_tiny_gguf
 
 
 @pytest.fixture

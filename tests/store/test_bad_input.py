@@ -4,10 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from store_helpers import run, snapshot, write_tiny_gguf, write_tiny_lora
+from store_helpers import run, snapshot
 
 from pyollama.errors import InvalidModelName, ModelfileError, ModelNotFound, StoreError
 from pyollama.store import CreateRequest, Store, create, create_from_modelfile
+from tests.tiny_gguf import write_tiny_gguf, write_tiny_lora
 
 # (modelfile text, error class, message regex). "{gguf}"/"{lora}"/"{dir}" are filled in per test.
 MODELFILES = [

@@ -15,10 +15,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from store_helpers import run, write_tiny_gguf
+from store_helpers import run
 
 from pyollama.store import Store, create_from_modelfile, show
 from pyollama.store.blobs import BLOB_FILE_RE
+from tests.tiny_gguf import write_tiny_gguf
 
 CHILD = """
 import sys

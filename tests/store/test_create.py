@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from store_helpers import run, sha256_file, write_tiny_gguf, write_tiny_lora
+from store_helpers import run, sha256_file
 
 from pyollama.errors import InvalidModelName, ModelNotFound
 from pyollama.store import (
@@ -21,6 +21,7 @@ from pyollama.store import (
     show,
 )
 from pyollama.store.request import CreateError as _CreateError
+from tests.tiny_gguf import write_tiny_gguf, write_tiny_lora
 
 SHA = re.compile(r"sha256:[0-9a-f]{64}")
 RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$")
@@ -233,6 +234,17 @@ def test_template_capabilities(store: Store, tiny_gguf: Path) -> None:
             '{{ .Content }}{{ end }}{{ if .Tools }}{{ .Tools }}{{ end }}{{ .Suffix }}')
     run(create(store, CreateRequest(model="t", from_path=tiny_gguf, template=tmpl)))
     assert show(store, "t")["capabilities"] == ["completion", "tools", "insert", "thinking"]
+
+
+def test_capabilities_come_from_the_template_parser(store: Store, tiny_gguf: Path) -> None:
+    # `.Tools` in a comment is no use of it (plain text matching would say "tools").
+    run(create(store, CreateRequest(model="c", from_path=tiny_gguf, template="{{/* .Tools */}}{{ .Prompt }}")))
+    assert show(store, "c")["capabilities"] == ["completion"]
+    # A TEMPLATE that does not parse is stored (create does not check it) and gives no capabilities.
+    run(create(store, CreateRequest(model="bad", from_path=tiny_gguf, template="{{ if .Tools }}")))
+    assert show(store, "bad")["capabilities"] == ["completion"]
+    assert {m["name"]: m["capabilities"] for m in list_models(store)["models"]} == {
+        "c:latest": ["completion"], "bad:latest": ["completion"]}
 
 
 def test_draft_layer_and_long_host(store: Store, tmp_path: Path) -> None:

@@ -6,10 +6,10 @@ from pathlib import Path
 import gguf
 import numpy as np
 import pytest
-from store_helpers import write_tiny_gguf
 
 from pyollama.store import gguf_meta
 from pyollama.store.gguf_meta import InvalidGGUF, SkippedArray, file_type_name, human_number
+from tests.tiny_gguf import write_tiny_gguf
 
 
 def _reference(path: Path) -> tuple[dict, list]:

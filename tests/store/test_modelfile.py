@@ -74,7 +74,7 @@ def test_values_keep_inner_quotes_and_hash() -> None:
 @pytest.mark.parametrize(("text", "value"), [
     ("PARAMETER num_ctx +5", 5), ("PARAMETER seed -1", -1), ("PARAMETER temperature .5", 0.5),
     ("PARAMETER temperature 1e-3", 1e-3), ("PARAMETER top_p 1", 1.0), ("PARAMETER use_mmap F", False),
-    ("PARAMETER use_mmap 1", True), ("PARAMETER stop \" \"", " "),
+    ("PARAMETER use_mmap 1", True), ("PARAMETER stop \" \"", " "), ("PARAMETER num_parallel 2", 2),
 ])
 def test_parameter_typing(text: str, value: object) -> None:
     params = parse("FROM m\n" + text + "\n").parameters()

@@ -1,4 +1,5 @@
-"""The option table must match OLLAMA.md §3 exactly (names, types, defaults, removed keys)."""
+"""The option table must match OLLAMA.md §3 exactly (names, types, defaults, removed keys), apart from
+the rows marked as pyollama extensions."""
 from __future__ import annotations
 
 import re
@@ -34,8 +35,12 @@ def test_table_matches_ollama_md() -> None:
         if m:
             rows[m.group(1)] = (m.group(2), _default(m.group(3)))
     assert rows, "no option rows found in OLLAMA.md §3"
-    ours = {n: (o.type, o.default) for n, o in options.OPTIONS.items()}
+    ours = {n: (o.type, o.default) for n, o in options.OPTIONS.items() if not o.extension}
     assert ours == rows
+    # pyollama's own options are exactly the rows Ollama's table lacks; if Ollama adds one, it stops
+    # being an extension and must follow Ollama's type and default.
+    extensions = {n for n, o in options.OPTIONS.items() if o.extension}
+    assert extensions == {"num_parallel"} and not extensions & set(rows)
 
 
 def test_removed_keys_match_ollama_md() -> None:
@@ -46,8 +51,18 @@ def test_removed_keys_match_ollama_md() -> None:
 
 
 def test_runner_options_are_the_reload_set_of_section_4() -> None:
+    # Section 4's list, plus num_parallel: a different slot count needs a different runner.
     assert options.RUNNER_OPTIONS == {"num_ctx", "num_batch", "num_gpu", "main_gpu", "use_mmap", "num_thread",
-                                      "draft_num_predict"}
+                                      "draft_num_predict", "num_parallel"}
+
+
+def test_num_parallel_is_a_modelfile_parameter() -> None:
+    assert options.parse_text("num_parallel", "4") == 4
+    assert options.coerce_json("num_parallel", 2.0) == 2
+    # No fixed default: unset, the scheduler uses OLLAMA_NUM_PARALLEL.
+    assert "num_parallel" not in options.defaults()
+    with pytest.raises(options.OptionError, match="num_parallel"):
+        options.parse_text("num_parallel", "two")
 
 
 @pytest.mark.parametrize(("name", "text", "want"), [

@@ -7,11 +7,12 @@ from pathlib import Path
 import gguf
 import numpy as np
 import pytest
-from store_helpers import run, write_tiny_gguf
+from store_helpers import run
 
 from pyollama.errors import QuantizeError
 from pyollama.store import CreateRequest, Store, create, gguf_meta, model_path, show
 from pyollama.store.quantize import UnsupportedQuantization, normalize
+from tests.tiny_gguf import save, write_tiny_gguf
 
 
 def _native_available() -> bool:
@@ -43,10 +44,7 @@ def f16_copy(src: Path, dst: Path) -> Path:
         shape = tuple(reversed([int(x) for x in t.shape]))
         data = data.reshape(shape)
         w.add_tensor(t.name, data.astype(np.float16 if data.ndim >= 2 else np.float32))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    save(w)
     return dst
 
 

@@ -10,13 +10,14 @@ import time
 from pathlib import Path
 
 import pytest
-from store_helpers import run, sha256_file, write_tiny_gguf
+from store_helpers import run, sha256_file
 
 from pyollama.errors import InvalidModelName, ModelNotFound
 from pyollama.store import CreateRequest, Store, create, create_from_modelfile, list_models
 from pyollama.store import store as store_mod
 from pyollama.store.blobs import BlobNotFound
 from pyollama.store.manifest import MANIFEST_MEDIA_TYPE, Manifest
+from tests.tiny_gguf import write_tiny_gguf
 
 MEDIA = "application/vnd.ollama.image."
 

@@ -154,10 +154,9 @@ def test_upload_cut_mid_chunk_recovers(tmp_path: Path, registry) -> None:
 
 
 def test_create_pulls_a_missing_base(tmp_path: Path, registry) -> None:
-    from store_helpers import write_tiny_gguf
-
     from pyollama.store import CreateRequest, create
     from pyollama.store.registry import puller
+    from tests.tiny_gguf import write_tiny_gguf
 
     src = Store(tmp_path / "a")
     base = f"{registry.host}/team/base:v1"

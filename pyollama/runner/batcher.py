@@ -273,8 +273,9 @@ class BatchLoop:
         self.waiting.clear()
 
     # --- embeddings ------------------------------------------------------------------------------
-    def embed(self, inputs: list[str], truncate: bool = True) -> tuple[np.ndarray, int]:
-        """Pooled, L2-normalized embeddings, run between generation steps on a free slot."""
+    def embed(self, inputs: list[str], truncate: bool = True, normalize: bool = True) -> tuple[np.ndarray, int]:
+        """Pooled embeddings (L2-normalized unless normalize=False, as Ollama's legacy
+        /api/embeddings), run between generation steps on a free slot."""
         free = [s for s in self.slots if s.seq is None]
         if not free:
             raise PyollamaError("no free slot for an embedding request")   # the caller waits for one
@@ -305,8 +306,9 @@ class BatchLoop:
             self.ctx.memory.seq_rm(slot.id, -1, -1)
             slot.cached.clear()
             self.ctx.set_embeddings(was)
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        np.divide(out, norms, out=out, where=norms > 0)
+        if normalize:
+            norms = np.linalg.norm(out, axis=1, keepdims=True)
+            np.divide(out, norms, out=out, where=norms > 0)
         return out, total
 
     def close(self) -> None:

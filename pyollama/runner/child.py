@@ -58,7 +58,7 @@ def serve(chan: Channel) -> None:
                         s.cancel()
                 elif kind == "embed":
                     # blocking: answer from a thread so the message loop keeps serving
-                    threading.Thread(target=_embed, args=(chan, runner, rid, msg[2], msg[3]), daemon=True).start()
+                    threading.Thread(target=_embed, args=(chan, runner, rid, *msg[2:]), daemon=True).start()
                 elif kind == "tokenize":
                     chan.send(("result", rid, runner.tokenize(*msg[2])))
                 elif kind == "detokenize":
@@ -71,11 +71,20 @@ def serve(chan: Channel) -> None:
         runner.close()
 
 
-def _embed(chan: Channel, runner: Runner, rid: int, inputs, truncate) -> None:
+def _embed(chan: Channel, runner: Runner, rid: int, inputs, truncate, normalize) -> None:
     try:
-        chan.send(("result", rid, runner.embed(inputs, truncate)))
+        result = runner.embed(inputs, truncate, normalize)
     except BaseException as e:
-        chan.send(("error", rid, e))
+        _send_quiet(chan, ("error", rid, e))
+        return
+    _send_quiet(chan, ("result", rid, result))
+
+
+def _send_quiet(chan: Channel, msg) -> None:
+    try:
+        chan.send(msg)
+    except OSError:
+        pass             # the server is gone; the message loop sees EOF and ends
 
 
 def main() -> int:
@@ -83,6 +92,8 @@ def main() -> int:
     chan = Channel(sock)
     try:
         serve(chan)
+    except (BrokenPipeError, ConnectionResetError):
+        pass             # the server went away (e.g. it shut down during our load): nothing to report to
     finally:
         chan.close()
     return 0

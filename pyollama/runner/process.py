@@ -154,8 +154,8 @@ class ProcessRunner:
         except OSError:
             pass
 
-    def embed(self, inputs: list[str], truncate: bool = True) -> tuple[np.ndarray, int]:
-        return self._call("embed", list(inputs), truncate)
+    def embed(self, inputs: list[str], truncate: bool = True, normalize: bool = True) -> tuple[np.ndarray, int]:
+        return self._call("embed", list(inputs), truncate, normalize)
 
     def tokenize(self, text: str, add_special: bool = True, parse_special: bool = False) -> list[int]:
         return self._call("tokenize", (text, add_special, parse_special))

@@ -94,11 +94,11 @@ class Runner:
         self._wake.set()
         return stream
 
-    def embed(self, inputs: list[str], truncate: bool = True) -> tuple[np.ndarray, int]:
-        """Pooled, L2-normalized embeddings (blocks until done)."""
+    def embed(self, inputs: list[str], truncate: bool = True, normalize: bool = True) -> tuple[np.ndarray, int]:
+        """Pooled embeddings, L2-normalized unless normalize=False (blocks until done)."""
         self._check()
         fut: Future = Future()
-        self._inbox.put(("embed", (list(inputs), truncate, fut)))
+        self._inbox.put(("embed", (list(inputs), truncate, normalize, fut)))
         self._wake.set()
         return fut.result()
 
@@ -112,10 +112,18 @@ class Runner:
 
     @property
     def info(self) -> dict:
+        """Facts about the loaded model the server needs without a GGUF read of its own: context
+        per slot, sizes, and the BOS/EOS token text Jinja chat templates refer to."""
         m = self.model
+        if m is None:
+            return {"n_ctx": 0, "parallel": self.spec.parallel, "size": 0, "size_vram": 0, "n_params": 0,
+                    "arch": "", "embedding_only": self.spec.embedding, "bos_token": "", "eos_token": ""}
+        v = m.vocab
         return {"n_ctx": self.loop.n_ctx_slot if self.loop else 0, "parallel": self.spec.parallel,
-                "size": m.size if m else 0, "size_vram": 0, "n_params": m.n_params if m else 0,
-                "arch": m.arch if m else "", "embedding_only": self.spec.embedding}
+                "size": m.size, "size_vram": 0, "n_params": m.n_params, "arch": m.arch,
+                "embedding_only": self.spec.embedding,
+                "bos_token": v.text(v.bos) if v.bos >= 0 else "",
+                "eos_token": v.text(v.eos) if v.eos >= 0 else ""}
 
     def _check(self) -> None:
         if self._error is not None:
@@ -140,9 +148,9 @@ class Runner:
                     else:
                         pending_embeds.append(item)
                 if pending_embeds and any(s.seq is None for s in loop.slots):
-                    inputs, truncate, fut = pending_embeds.pop(0)
+                    inputs, truncate, normalize, fut = pending_embeds.pop(0)
                     try:
-                        fut.set_result(loop.embed(inputs, truncate))
+                        fut.set_result(loop.embed(inputs, truncate, normalize))
                     except BaseException as e:          # reported to the caller, the loop goes on
                         fut.set_exception(e)
                     continue
@@ -154,7 +162,7 @@ class Runner:
             self._error = e
             err = e if isinstance(e, PyollamaError) else NativeError(f"runner failed: {e!r}")
             loop.fail_all(err)
-            for _, _, fut in pending_embeds:
+            for *_, fut in pending_embeds:
                 fut.set_exception(err)
         finally:
             stopped = RunnerDied("runner was closed")
@@ -167,4 +175,4 @@ class Runner:
                 if kind == "seq":
                     item.stream.put(ErrorEvent(stopped))
                 else:
-                    item[2].set_exception(stopped)
+                    item[-1].set_exception(stopped)

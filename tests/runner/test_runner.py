@@ -166,3 +166,12 @@ def test_smollm2_eight_concurrent_equal_solo(smollm2_path):
     with Runner(RunnerSpec(str(smollm2_path), num_ctx=1024, parallel=1)) as solo_r:
         solo = [_collect(solo_r.submit(SeqRequest(p, dict(greedy))))[1].tokens for p in prompts]
     assert together == solo
+
+
+def test_embeddings_unnormalized_and_info(tiny_runner):
+    raw, _ = tiny_runner.embed(["alpha beta"], normalize=False)
+    unit, _ = tiny_runner.embed(["alpha beta"])
+    np.testing.assert_allclose(raw[0] / np.linalg.norm(raw[0]), unit[0], rtol=1e-5)
+    assert abs(np.linalg.norm(raw[0]) - 1.0) > 1e-3
+    info = tiny_runner.info
+    assert info["bos_token"] == "<s>" and info["eos_token"] == "</s>" and info["n_ctx"] == 256

@@ -2,7 +2,22 @@
 # Also the fast selection paths (argmax, top-k) that read raw logits instead of building a
 # candidate entry for every vocabulary token on each step.
 
+from libcpp.string cimport string as cpp_string
+
 from pyollama.errors import SamplerError
+
+cdef extern from "shim/safe_sampler.h" nogil:
+    int pyo_sampler_accept(llama_sampler * smpl, llama_token token, cpp_string & err)
+    int pyo_sampler_apply(llama_sampler * smpl, llama_token_data_array * cur_p, cpp_string & err)
+    int pyo_sampler_sample(llama_sampler * smpl, llama_context * ctx, int32_t idx, llama_token * out,
+                           cpp_string & err)
+
+
+cdef int _check_rc(int rc, cpp_string & err) except -1:
+    _raise_pending_callback_error()
+    if rc != 0:
+        raise SamplerError(err.decode("utf-8", "replace"))
+    return 0
 
 
 cdef class Sampler:
@@ -177,7 +192,9 @@ cdef class Sampler:
         return llama_sampler_get_seed(self._s())
 
     def accept(self, int token):
-        llama_sampler_accept(self._s(), token)
+        cdef cpp_string err
+        cdef int rc = pyo_sampler_accept(self._s(), token, err)
+        _check_rc(rc, err)
 
     def reset(self):
         llama_sampler_reset(self._s())
@@ -192,16 +209,19 @@ cdef class Sampler:
         cdef llama_context * c = ctx._c()
         if llama_get_logits_ith(c, idx) == NULL:
             raise IndexError(f"no logits for batch index {idx}")
-        cdef llama_token t
+        cdef llama_token t = -1
+        cdef cpp_string err
+        cdef int rc
         with nogil:
-            t = llama_sampler_sample(s, c, idx)
-        _raise_pending_callback_error()
+            rc = pyo_sampler_sample(s, c, idx, &t, err)
+        _check_rc(rc, err)
         return t
 
     def apply(self, Candidates cand not None):
         """Run this sampler over a candidate set in place (cand.selected says the choice)."""
-        llama_sampler_apply(self._s(), &cand.arr)
-        _raise_pending_callback_error()
+        cdef cpp_string err
+        cdef int rc = pyo_sampler_apply(self._s(), &cand.arr, err)
+        _check_rc(rc, err)
 
 
 cdef uint32_t _seed(seed) except? 0:
@@ -381,17 +401,19 @@ def sample_top_k(Context ctx not None, int idx, int k, Sampler tail not None, Ca
     _candidates_reserve(cand, k)
     cdef int n = ctx.n_vocab
     cdef llama_token t
+    cdef cpp_string err
+    cdef int rc
     with nogil:
         cand.arr.size = pyo_top_k(lg, n, k, <pyo_token_data *> cand.arr.data)
         cand.arr.sorted = True
         cand.arr.selected = -1
-        llama_sampler_apply(s, &cand.arr)
-    _raise_pending_callback_error()
+        rc = pyo_sampler_apply(s, &cand.arr, err)
+    _check_rc(rc, err)
     if not 0 <= cand.arr.selected < <int64_t> cand.arr.size:
         raise SamplerError("the tail sampler chain did not select a token (does it end with dist/greedy?)")
     t = cand.arr.data[cand.arr.selected].id
-    llama_sampler_accept(s, t)
-    _raise_pending_callback_error()
+    rc = pyo_sampler_accept(s, t, err)
+    _check_rc(rc, err)
     return t
 
 
@@ -407,3 +429,22 @@ cdef int _candidates_reserve(Candidates c, size_t n) except -1:
         c.cap = n
         c.owned = True
     return 0
+
+
+def top_candidates(Context ctx not None, int idx, int k, Candidates scratch=None):
+    """The k highest logits of batch index `idx` as a sorted Candidates set (without building an
+    entry for every vocabulary token). Reuses `scratch` when given."""
+    cdef llama_context * c = ctx._c()
+    cdef float * lg = llama_get_logits_ith(c, idx)
+    if lg == NULL:
+        raise IndexError(f"no logits for batch index {idx}")
+    if k <= 0:
+        raise ValueError("k must be positive")
+    cdef Candidates cand = scratch if scratch is not None else Candidates.__new__(Candidates)
+    _candidates_reserve(cand, k)
+    cdef int n = ctx.n_vocab
+    with nogil:
+        cand.arr.size = pyo_top_k(lg, n, k, <pyo_token_data *> cand.arr.data)
+        cand.arr.sorted = True
+        cand.arr.selected = -1
+    return cand

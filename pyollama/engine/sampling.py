@@ -48,6 +48,9 @@ class SamplingParams:
     dry_penalty_last_n: int = -1
     logit_bias: dict[int, float] = field(default_factory=dict)
     grammar: str | None = None          # GBNF
+    # Lazy grammar: regexes over the output so far; the grammar starts constraining at the first
+    # match, from the match's first group on (llama.cpp semantics) — e.g. after "</think>".
+    grammar_triggers: tuple[str, ...] = ()
 
     @classmethod
     def from_options(cls, options: dict | None = None, **overrides) -> SamplingParams:
@@ -93,6 +96,8 @@ def _coerce(key: str, value, typ: str):
             return {int(k): float(v) for k, v in dict(value).items()}
         if key == "grammar":
             return str(value)
+        if key == "grammar_triggers":
+            return tuple(str(v) for v in value)
     except (TypeError, ValueError):
         raise InvalidRequest(f"option {key} must be {typ}, not {value!r}") from None
     return value
@@ -107,7 +112,11 @@ class TokenSampler:
         vocab = model.vocab
         self.n_vocab = n_vocab = vocab.n_tokens
         p = params
-        self.grammar = _native.Sampler.grammar(vocab, p.grammar) if p.grammar else None
+        self.grammar = None
+        if p.grammar and p.grammar_triggers:
+            self.grammar = _native.Sampler.grammar_lazy(vocab, p.grammar, trigger_patterns=p.grammar_triggers)
+        elif p.grammar:
+            self.grammar = _native.Sampler.grammar(vocab, p.grammar)
 
         head = []           # samplers that must see the whole vocabulary
         if p.penalizes:
@@ -191,7 +200,25 @@ class TokenSampler:
         self.grammar.apply(one)
         return bool(np.isfinite(one.logits[0]))
 
+    # Rejections are common under a schema; the grammar is first run over the top candidates
+    # only. Exact: if at least `need` of the top-M raw candidates are allowed, they are the `need`
+    # best allowed tokens of the whole vocabulary (every other token has a lower logit).
+    grammar_top = 256               # 0: always the full vocabulary (tests compare the two)
+
     def _pick_with_grammar(self, ctx: _native.Context, idx: int) -> int:
+        if self._mode in ("argmax", "top_k") and self.grammar_top:
+            need = 1 if self._mode == "argmax" else self._top_k
+            cand = _native.top_candidates(ctx, idx, max(self.grammar_top, 4 * need))
+            self.grammar.apply(cand)
+            logits = cand.logits
+            ok = np.isfinite(logits)
+            if int(ok.sum()) >= need:
+                ids = cand.ids[ok][:need]
+                if self._mode == "argmax":
+                    return int(ids[0])
+                best = _native.Candidates.from_logits(logits[ok][:need], ids)
+                best.sorted = True
+                return self._choose(best)
         cand = _native.Candidates.from_logits(ctx.logits(idx))
         self.grammar.apply(cand)
         if self._mode == "argmax":
@@ -201,6 +228,9 @@ class TokenSampler:
             return int(cand.ids[int(np.argmax(lg))])
         if self._mode == "top_k":
             _native.Sampler.top_k(self._top_k).apply(cand)
+        return self._choose(cand)
+
+    def _choose(self, cand: _native.Candidates) -> int:
         self.chain.apply(cand)
         token = cand.selected_token
         self.chain.accept(token)

@@ -111,7 +111,8 @@ class BatchLoop:
         if len(tokens) >= self.n_ctx_slot:
             raise InvalidRequest(f"the prompt is {len(tokens)} tokens, which does not fit the context "
                                  f"of {self.n_ctx_slot} tokens (num_ctx)")
-        params = SamplingParams.from_options(opts, grammar=req.grammar)
+        params = SamplingParams.from_options(opts, grammar=req.grammar,
+                                             grammar_triggers=tuple(req.grammar_triggers or ()))
         stop = opts.get("stop") or []
         if isinstance(stop, str):
             stop = [stop]

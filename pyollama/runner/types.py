@@ -35,6 +35,7 @@ class SeqRequest:
     prompt: str | list[int]
     options: dict = field(default_factory=dict)
     grammar: str | None = None
+    grammar_triggers: tuple[str, ...] = ()   # lazy grammar: start constraining at a regex match
     logprobs: bool = False
     top_logprobs: int = 0
     add_special: bool = True

@@ -202,3 +202,51 @@ def test_candidates_views():
     assert len(c) == 1
     with pytest.raises(ValueError):
         c.size = 5
+
+
+@pytest.mark.parametrize("opts", [dict(temperature=0), dict(temperature=0.9, top_k=40, top_p=0.95, seed=7)])
+def test_grammar_top_candidates_equal_full_vocabulary(llm, opts):
+    """Running the grammar over the top-256 candidates picks what the full-vocabulary pass picks."""
+    from pyollama.engine.grammar import format_to_gbnf
+    gbnf = format_to_gbnf({"type": "object", "properties": {"n": {"type": "integer"}, "s": {"type": "string"}},
+                           "required": ["n", "s"]})
+    runs = []
+    for top in (256, 0):
+        ts = TokenSampler(SamplingParams.from_options(opts, grammar=gbnf), llm.model, llm.n_ctx)
+        ts.grammar_top = top
+        tokens = llm.tokenize("Data:")
+        llm._prefill(tokens, cache=False)
+        pos, b, out = len(tokens), _native.Batch(1), []
+        for _ in range(40):
+            t = ts.sample(llm.ctx, -1)
+            if llm.vocab.is_eog(t):
+                break
+            out.append(t)
+            b.reset()
+            b.add(t, pos, 0, True)
+            llm.ctx.decode(b)
+            pos += 1
+        runs.append(out)
+    assert runs[0] == runs[1] and len(runs[0]) > 5
+
+
+def test_lazy_grammar_starts_after_trigger(llm):
+    """Free text until the trigger matches, then only what the grammar allows."""
+    gbnf = 'root ::= "42" [.]'
+    free = llm.complete("Numbers:", num_predict=12, temperature=0, cache=False)
+    never = llm.complete("Numbers:", num_predict=12, temperature=0, cache=False, grammar=gbnf,
+                         grammar_triggers=[r"[\s\S]*?(QQQ-never[\s\S]*)"])
+    assert never.tokens == free.tokens                      # not triggered: unconstrained
+    eager = llm.complete("Numbers:", num_predict=12, temperature=0, cache=False, grammar=gbnf)
+    assert eager.text == "42." and eager.done_reason == "stop"
+
+
+def test_grammar_violation_is_an_error_not_a_crash(llm):
+    """A trigger firing inside a token whose remaining text the grammar rejects: upstream throws a
+    C++ exception through its C API; it must surface as SamplerError, not abort the process."""
+    free = llm.complete("Numbers:", num_predict=40, temperature=0, cache=False).text
+    letter = next(ch for ch in free if ch.isalpha() and ch not in "42.")
+    with pytest.raises(SamplerError, match="grammar"):
+        llm.complete("Numbers:", num_predict=40, temperature=0, cache=False, grammar='root ::= "42" [.]',
+                     grammar_triggers=[rf"[\s\S]*?({letter}[\s\S]*)"])
+    assert llm.complete("Numbers:", num_predict=3, temperature=0, cache=False).eval_count == 3

@@ -261,3 +261,19 @@ class RequestTooLarge(InvalidRequest):
     """A request body over the server's size limit."""
 
     status = 413
+
+
+# --- CLI (client side) ---------------------------------------------------------------------------
+class ClientError(PyollamaError):
+    """What the ``pyollama`` command reports as one ``Error: ...`` line. ``status`` is the server's HTTP
+    status when the error came from the server (0 for errors found on the client side)."""
+
+    status = 0
+
+    def __init__(self, message: str, status: int = 0):
+        super().__init__(message)
+        self.status = status
+
+
+class ServerUnreachable(ClientError):
+    """No server answers at ``OLLAMA_HOST`` (and none could be started in the background)."""

@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pyollama.api import chat, embed, generate, models
-from pyollama.api.errors import error_response
+from pyollama.api import anthropic, chat, embed, generate, models, openai, responses
+from pyollama.api.errors import error_response, shaped_body, surface_of
 from pyollama.api.security import Guard
 from pyollama.api.state import ServerState
 from pyollama.config import Config
@@ -48,6 +48,15 @@ ROUTES = [
     Route("/api/ps", models.ps, methods=["GET"]),
     Route("/api/blobs/{digest}", models.head_blob, methods=["HEAD"]),
     Route("/api/blobs/{digest}", models.post_blob, methods=["POST"]),
+    # OpenAI (OLLAMA.md §11) and Anthropic (§12) compatibility: translations onto the native chat turn.
+    Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
+    Route("/v1/completions", openai.completions, methods=["POST"]),
+    Route("/v1/embeddings", openai.embeddings, methods=["POST"]),
+    Route("/v1/models", openai.list_models, methods=["GET"]),
+    Route("/v1/models/{model:path}", openai.retrieve_model, methods=["GET"]),
+    Route("/v1/responses", responses.create_response, methods=["POST"]),
+    Route("/v1/messages", anthropic.messages, methods=["POST"]),
+    Route("/v1/messages/count_tokens", anthropic.count_tokens, methods=["POST"]),
 ]
 
 
@@ -64,17 +73,18 @@ def runner_factory(cfg: Config) -> Callable[[Any], Any]:
 
 
 async def _pyollama_error(request: Request, exc: Exception) -> Response:
-    return error_response(exc)
+    return error_response(exc, surface_of(request.url.path))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     text = {404: "404 page not found", 405: "405 method not allowed"}.get(exc.status_code, str(exc.detail))
-    return JSONResponse({"error": text}, status_code=exc.status_code, headers=exc.headers)
+    return JSONResponse(shaped_body(surface_of(request.url.path), exc.status_code, text),
+                        status_code=exc.status_code, headers=exc.headers)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    return error_response(exc)
+    return error_response(exc, surface_of(request.url.path))
 
 
 def create_app(cfg: Config, *, store: Store | None = None, scheduler: Scheduler | None = None,

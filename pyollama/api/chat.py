@@ -12,17 +12,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from pyollama.api import body as B
-from pyollama.api import prompt as P
-from pyollama.api.generate import check_images, check_thinking, dedupe_bos
-from pyollama.api.inference import Delta, OutputParser, in_thread
-from pyollama.api.inference import generate as run
+from pyollama.api.conversation import ChatJob, ChatTurn, strip_history_thinking  # noqa: F401 - re-exported
+from pyollama.api.inference import Delta
 from pyollama.api.ndjson import Chunks
 from pyollama.api.state import ServerState
-from pyollama.engine.sampling import SamplingParams
 from pyollama.errors import InvalidRequest
-from pyollama.runner.types import SeqRequest
-from pyollama.scheduler import parse_keep_alive, plan
-from pyollama.templates import ThinkingParser
+from pyollama.scheduler import parse_keep_alive
 
 ROLES = ("system", "user", "assistant", "tool")
 
@@ -63,22 +58,6 @@ def tools(b: dict[str, Any]) -> list[dict[str, Any]]:
     return ts
 
 
-def strip_history_thinking(msgs: list[dict[str, Any]], rec: Any) -> list[dict[str, Any]]:
-    """qwen3 and deepseek-r1: drop ``<think>`` blocks from assistant turns before the last user turn
-    (Ollama's filterThinkTags)."""
-    if rec.config.get("model_family") != "qwen3" and rec.name.parts[2] != "deepseek-r1":
-        return msgs
-    last_user = max((i for i, m in enumerate(msgs) if m["role"] == "user"), default=-1)
-    out = []
-    for i, m in enumerate(msgs):
-        if m["role"] == "assistant" and i < last_user:
-            p = ThinkingParser("<think>", "</think>")
-            content = p.feed(m["content"]).content + p.finish().content
-            m = {**m, "content": content}
-        out.append(m)
-    return out
-
-
 def aggregate(items: list[dict[str, Any]]) -> dict[str, Any]:
     """``stream: false``: the final chunk with the content, thinking, tool calls and logprobs of all."""
     out = dict(items[-1]) if items else {}
@@ -97,7 +76,7 @@ def aggregate(items: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-async def chat(request: Request) -> Response:
+async def chat(request: Request) -> Response | Chunks:
     st: ServerState = request.app.state.server
     t_start = time.perf_counter_ns()
     b = await B.read_json(request)
@@ -105,70 +84,38 @@ async def chat(request: Request) -> Response:
     if not model:
         raise InvalidRequest("model is required")
     msgs, has_images = messages(b)
-    req_tools = tools(b)
+    job = ChatJob(model=model, messages=msgs, tools=tools(b), think=B.think(b), format=B.format_value(b),
+                  top_logprobs=B.top_logprobs(b), logprobs=bool(B.boolean(b, "logprobs")),
+                  keep_alive=parse_keep_alive(b.get("keep_alive")),
+                  truncate=bool(B.boolean(b, "truncate", True)), has_images=has_images)
     stream = B.stream_flag(b)
-    keep_alive = parse_keep_alive(b.get("keep_alive"))
-    think = B.think(b)
-    top_logprobs = B.top_logprobs(b)
-    logprobs = bool(B.boolean(b, "logprobs"))
-    truncate = B.boolean(b, "truncate", True)
     debug = bool(B.boolean(b, "_debug_render_only"))
-    fmt = B.format_value(b)
-    options = B.options(b)
+    job.options = B.options(b)
 
-    rec = await st.record(model)
-    if not msgs and keep_alive == 0:
-        await st.sched.expire(str(rec.model_path))
+    turn = ChatTurn(st, job)
+    await turn.find()
+    if not msgs and job.keep_alive == 0:
+        await st.sched.expire(str(turn.rec.model_path))
         return JSONResponse({"model": model, "created_at": B.now_rfc3339(),
                              "message": {"role": "assistant", "content": ""}, "done": True,
                              "done_reason": "unload"})
-    caps = P.capabilities(rec)
-    if "completion" not in caps:
-        raise InvalidRequest(f'"{model}" does not support chat')
-    if req_tools and "tools" not in caps:
-        raise InvalidRequest(f"{rec.name.full()} does not support tools")
-    think = check_thinking(model, caps, think)
-    check_images(model, has_images)
-    grammar = B.grammar_for(fmt)
-    merged = plan.merged_options(rec.params, options)
-    SamplingParams.from_options(merged)
-    load = st.load_request(rec, options)
-
-    lease = await st.lease(request, load, keep_alive)
-    t_loaded = time.perf_counter_ns()
+    turn.check()
+    lease = await turn.acquire(request)
     try:
         if not msgs:
-            lease.release()
+            turn.release()
             return JSONResponse({"model": model, "created_at": B.now_rfc3339(),
                                  "message": {"role": "assistant", "content": ""}, "done": True,
                                  "done_reason": "load"})
-        runner = lease.runner
-        n_ctx = st.n_ctx(lease)
-        history = list(rec.messages) + msgs
-        if msgs[0]["role"] != "system" and rec.system:
-            history.insert(0, {"role": "system", "content": rec.system})
-        history = strip_history_thinking(history, rec)
-        tmpl = P.model_template(rec)
-        if tmpl.is_jinja:
-            await in_thread(tmpl.jinja)             # compile (and read BOS/EOS texts) off the event loop
-
-        async def tokenize(text: str) -> list[int]:
-            return dedupe_bos(await in_thread(runner.tokenize, text, True, True), rec)
-
-        text, tokens = await P.fit_chat(lambda m: tmpl.render_chat(m, req_tools or None, think), tokenize,
-                                        history, n_ctx, bool(truncate))
+        text, _ = await turn.render()
         if debug:
-            lease.release()
+            turn.release()
             return JSONResponse({"model": model, "created_at": B.now_rfc3339(),
                                  "message": {"role": "", "content": ""}, "done": False,
                                  "_debug_info": {"rendered_template": text, "image_count": 0}})
-        parser = OutputParser(tmpl.thinking_parser(text, caps) if B.think_on(think) else None,
-                              tmpl.tool_parser(req_tools) if req_tools else None)
-        seq = SeqRequest(prompt=tokens, options=merged, grammar=grammar, logprobs=logprobs or top_logprobs > 0,
-                         top_logprobs=top_logprobs)
-        events = run(lease, seq, parser, t_start=t_start, t_loaded=t_loaded)
+        events = turn.start(t_start)
     except BaseException:
-        lease.release()
+        turn.release()
         raise
 
     async def chunks():

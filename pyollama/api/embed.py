@@ -39,6 +39,27 @@ def shorten(vectors: np.ndarray, dimensions: int) -> np.ndarray:
     return vectors
 
 
+async def compute(request: Request, st: ServerState, model: str, inputs: list[str], *, truncate: bool = True,
+                  dimensions: int = 0, keep_alive: float | None = None,
+                  options: dict[str, Any] | None = None) -> tuple[np.ndarray, int, int] | None:
+    """Embed ``inputs`` with ``model`` (shared by /api/embed and /v1/embeddings): the float32 vectors (one
+    row per input, shortened to ``dimensions``), the prompt token count and when the model was ready
+    (perf_counter ns). ``None`` when there was nothing to embed (the model is loaded all the same)."""
+    if dimensions < 0:
+        raise InvalidRequest("dimensions must not be negative")
+    rec = await st.record(model)
+    load = st.load_request(rec, options or {})
+    async with await st.lease(request, load, keep_alive) as lease:
+        t_loaded = time.perf_counter_ns()
+        if not inputs:
+            return None
+        vectors, n_tokens = await in_thread(lease.runner.embed, inputs, truncate)
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if not np.isfinite(vectors).all():
+        raise PyollamaError("embedding contains NaN or Inf values")
+    return shorten(vectors, dimensions), int(n_tokens), t_loaded
+
+
 async def embed(request: Request) -> Response:
     st: ServerState = request.app.state.server
     t_start = time.perf_counter_ns()
@@ -47,24 +68,16 @@ async def embed(request: Request) -> Response:
     inputs = _inputs(b.get("input"))
     truncate = B.boolean(b, "truncate", True)
     dimensions = B.integer(b, "dimensions", 0)
-    if dimensions < 0:
-        raise InvalidRequest("dimensions must not be negative")
     keep_alive = parse_keep_alive(b.get("keep_alive"))
     options = B.options(b)
-    rec = await st.record(model)
-    load = st.load_request(rec, options)
-    async with await st.lease(request, load, keep_alive) as lease:
-        t_loaded = time.perf_counter_ns()
-        if not inputs:
-            return JSONResponse({"model": model, "embeddings": []})
-        vectors, n_tokens = await in_thread(lease.runner.embed, inputs, bool(truncate))
-    vectors = np.asarray(vectors, dtype=np.float32)
-    if not np.isfinite(vectors).all():
-        raise PyollamaError("embedding contains NaN or Inf values")
-    vectors = shorten(vectors, dimensions)
+    out = await compute(request, st, model, inputs, truncate=bool(truncate), dimensions=dimensions,
+                        keep_alive=keep_alive, options=options)
+    if out is None:
+        return JSONResponse({"model": model, "embeddings": []})
+    vectors, n_tokens, t_loaded = out
     return JSONResponse({"model": model, "embeddings": vectors.tolist(),
                          "total_duration": time.perf_counter_ns() - t_start,
-                         "load_duration": t_loaded - t_start, "prompt_eval_count": int(n_tokens)})
+                         "load_duration": t_loaded - t_start, "prompt_eval_count": n_tokens})
 
 
 async def embeddings(request: Request) -> Response:

@@ -1,4 +1,7 @@
-"""The one exception → HTTP status table, and the native error body ``{"error": "..."}``.
+"""The one exception → HTTP status table, and the error body in each surface's shape: native
+``{"error": "..."}``, OpenAI ``{"error": {"message", "type", "param", "code"}}`` and Anthropic
+``{"type": "error", "error": {"type", "message"}, "request_id"}`` (OLLAMA.md §1, §11, §12). The surface
+follows from the path (``surface_of``), so every route and the middleware answer in their API's shape.
 
 Statuses come from exception *classes*, never from message text: every PyollamaError carries its default
 status (``pyollama.errors``); ``OVERRIDES`` changes it where the HTTP contract differs from the class
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 
 from starlette.responses import JSONResponse
 
@@ -51,8 +55,39 @@ def error_body(exc: BaseException) -> dict[str, str]:
     return {"error": message_of(exc)}
 
 
-def error_response(exc: BaseException) -> JSONResponse:
+NATIVE, OPENAI, ANTHROPIC = "native", "openai", "anthropic"
+
+ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                   404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
+                   503: "overloaded_error", 529: "overloaded_error"}
+
+
+def surface_of(path: str) -> str:
+    if path == "/v1/messages" or path.startswith("/v1/messages/"):
+        return ANTHROPIC
+    if path == "/v1" or path.startswith("/v1/"):
+        return OPENAI
+    return NATIVE
+
+
+def openai_type(status: int) -> str:
+    if status == 404:
+        return "not_found_error"
+    return "invalid_request_error" if 400 <= status < 500 else "api_error"
+
+
+def shaped_body(surface: str, status: int, message: str, code: str | None = None) -> dict[str, object]:
+    if surface == OPENAI:
+        return {"error": {"message": message, "type": openai_type(status), "param": None, "code": code}}
+    if surface == ANTHROPIC:
+        kind = ANTHROPIC_TYPES.get(status, "invalid_request_error" if 400 <= status < 500 else "api_error")
+        return {"type": "error", "error": {"type": kind, "message": message},
+                "request_id": "req_" + secrets.token_hex(12)}
+    return {"error": message}
+
+
+def error_response(exc: BaseException, surface: str = NATIVE) -> JSONResponse:
     status = status_of(exc)
     if status >= 500:
         log.error("request failed: %s", message_of(exc), exc_info=not isinstance(exc, E.PyollamaError))
-    return JSONResponse(error_body(exc), status_code=status)
+    return JSONResponse(shaped_body(surface, status, message_of(exc)), status_code=status)

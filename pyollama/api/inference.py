@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,7 @@ class Final:
     done: DoneEvent
     total_duration: int
     load_duration: int
+    text: str = ""          # the raw output, before the parsers (stop-sequence detection reads it)
 
     def metrics(self) -> dict[str, Any]:
         d = self.done
@@ -72,9 +73,10 @@ class OutputParser:
 
 
 async def generate(lease: Lease, seq: SeqRequest, parser: OutputParser, *, t_start: int,
-                   t_loaded: int) -> AsyncIterator[Delta | Final]:
+                   t_loaded: int) -> AsyncGenerator[Delta | Final, None]:
     """Run ``seq`` on the leased runner. Raises the runner's errors (RunnerDied, InvalidRequest, …)."""
     stream = None
+    raw: list[str] = []
     try:
         # ProcessRunner.submit waits for the child to validate and queue the request: not on the loop.
         submitting = asyncio.ensure_future(asyncio.to_thread(lease.runner.submit, seq))
@@ -85,6 +87,7 @@ async def generate(lease: Lease, seq: SeqRequest, parser: OutputParser, *, t_sta
             raise
         async for ev in stream:
             if isinstance(ev, TokenEvent):
+                raw.append(ev.text)
                 d = parser.feed(ev.text)
                 d.logprobs = ev.logprobs or None
                 if d:
@@ -93,7 +96,7 @@ async def generate(lease: Lease, seq: SeqRequest, parser: OutputParser, *, t_sta
                 tail = parser.finish()
                 if tail:
                     yield tail
-                yield Final(ev, time.perf_counter_ns() - t_start, t_loaded - t_start)
+                yield Final(ev, time.perf_counter_ns() - t_start, t_loaded - t_start, "".join(raw))
                 return
     finally:
         if stream is not None and stream.done is None:

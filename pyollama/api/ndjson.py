@@ -17,7 +17,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from pyollama.api.errors import error_body, error_response, message_of, status_of
+from pyollama.api.errors import NATIVE, error_body, error_response, message_of, status_of
 from pyollama.errors import RequestCancelled
 
 log = logging.getLogger("pyollama.api")
@@ -60,13 +60,14 @@ async def until_disconnected(receive: Any, coro: Any) -> Any:
 class Chunks:
     """An ASGI response over an async iterator of JSON-able dicts."""
 
-    def __init__(self, chunks: AsyncIterator[dict[str, Any]], *, stream: bool,
-                 aggregate: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None,
-                 on_close: Callable[[], Any] | None = None):
+    def __init__(self, chunks: AsyncIterator[Any], *, stream: bool,
+                 aggregate: Callable[[list[Any]], dict[str, Any]] | None = None,
+                 on_close: Callable[[], Any] | None = None, surface: str = NATIVE):
         self.chunks = chunks
         self.stream = stream
         self.aggregate = aggregate or (lambda items: items[-1] if items else {})
         self.on_close = on_close        # always runs, even if the producer never started (lease release)
+        self.surface = surface          # the error shape (native, openai, anthropic)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         task = asyncio.ensure_future(self._run(send))
@@ -111,7 +112,7 @@ class Chunks:
             raise
         except Exception as e:  # noqa: BLE001 - any failure becomes the error line/status
             if not started:
-                await error_response(e)({"type": "http"}, _no_receive, send)
+                await error_response(e, self.surface)({"type": "http"}, _no_receive, send)
                 return
             if status_of(e) >= 500:
                 log.error("error while streaming: %s", message_of(e))
@@ -129,7 +130,7 @@ class Chunks:
         except asyncio.CancelledError:
             raise
         except Exception as e:  # noqa: BLE001 - any failure becomes the error status
-            await error_response(e)({"type": "http"}, _no_receive, send)
+            await error_response(e, self.surface)({"type": "http"}, _no_receive, send)
             return
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", JSON_TYPE), (b"content-length", str(len(body)).encode())]})

@@ -27,6 +27,7 @@ from pyollama.templates import (
     JinjaTemplate,
     ThinkingParser,
     ToolCallParser,
+    infer_tool_tag,
     model_capabilities,
     render_chat,
     render_generate,
@@ -63,10 +64,14 @@ class ModelTemplate:
             return ThinkingParser("<think>", "</think>", prefilled=prompt.rstrip().endswith("<think>"))
         return ThinkingParser.for_prompt(self.text, prompt)
 
-    def tool_parser(self, tools: list[dict[str, Any]]) -> ToolCallParser:
+    def tool_tag(self) -> str:
+        """The text that opens a tool call in this template's output (``{``: a bare JSON object)."""
         if self.is_jinja:
-            return ToolCallParser(tools, "<tool_call>" if "<tool_call>" in self.text else "{")
-        return ToolCallParser.for_template(self.text, tools)
+            return "<tool_call>" if "<tool_call>" in self.text else "{"
+        return infer_tool_tag(self.text)
+
+    def tool_parser(self, tools: list[dict[str, Any]]) -> ToolCallParser:
+        return ToolCallParser(tools, self.tool_tag())
 
 
 def _jinja_message(m: dict[str, Any]) -> dict[str, Any]:

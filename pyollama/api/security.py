@@ -5,8 +5,9 @@
   or a name under ``.localhost``/``.local``/``.internal``) gets a bare 403.
 * **CORS**: origins from ``OLLAMA_ORIGINS`` plus Ollama's built-in list, ``*`` wildcards allowed. A
   preflight from an allowed origin gets 204 with the allow headers; a request from any other origin 403.
-* **API key** (``PYOLLAMA_API_KEY``, off by default): ``Authorization: Bearer <key>`` (or ``x-api-key``)
-  on every request but the health check ``GET /`` and CORS preflights; otherwise 401.
+* **API key** (``PYOLLAMA_API_KEY``, off by default): ``Authorization: Bearer <key>`` (what the OpenAI SDK
+  sends) or ``x-api-key`` (the Anthropic SDK) on every request but the health check ``GET /`` and CORS
+  preflights; otherwise 401, in the error shape of the API the path belongs to.
 * **Body limit** (``PYOLLAMA_MAX_BODY``): larger JSON bodies get 413; blob uploads are streamed to disk
   and exempt.
 
@@ -23,6 +24,7 @@ import re
 import socket
 from typing import Any
 
+from pyollama.api.errors import NATIVE, shaped_body, surface_of
 from pyollama.config import Config
 from pyollama.errors import RequestTooLarge
 
@@ -31,7 +33,7 @@ ALLOW_HEADERS = (
     "x-stainless-arch", "x-stainless-async", "x-stainless-custom-poll-interval", "x-stainless-helper-method",
     "x-stainless-lang", "x-stainless-os", "x-stainless-package-version", "x-stainless-poll-helper",
     "x-stainless-retry-count", "x-stainless-runtime", "x-stainless-runtime-version", "x-stainless-timeout",
-    "x-api-key", "anthropic-version",
+    "x-api-key", "anthropic-version", "anthropic-beta",
 )
 ALLOW_METHODS = "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"
 PREFLIGHT_MAX_AGE = "43200"
@@ -147,13 +149,16 @@ class Guard:
         if method == "OPTIONS":
             await _send_simple(send, 204, headers=cors)
             return
+        surface = surface_of(path)          # errors in the shape of the API the client speaks
         if self.key and not (path == "/" and method in ("GET", "HEAD")) and not self._authorized(h):
-            await _send_simple(send, 401, _json({"error": "unauthorized"}), cors, b"application/json")
+            msg, code = ("unauthorized", None) if surface == NATIVE else ("invalid API key", "invalid_api_key")
+            await _send_simple(send, 401, _json(shaped_body(surface, 401, msg, code)), cors, b"application/json")
             return
         if not BLOB_PATH.match(path):
             length = h.get("content-length")
             if length is not None and length.isdigit() and int(length) > self.cfg.max_body:
-                await _send_simple(send, 413, _json({"error": self._too_large()}), cors, b"application/json")
+                await _send_simple(send, 413, _json(shaped_body(surface, 413, self._too_large())), cors,
+                                   b"application/json")
                 return
             receive = self._limited(receive)
         if cors:
@@ -165,8 +170,9 @@ class Guard:
 
     def _authorized(self, h: dict[str, str]) -> bool:
         auth = h.get("authorization", "")
-        given = auth[7:].strip() if auth[:7].lower() == "bearer " else h.get("x-api-key", "")
-        return bool(given) and hmac.compare_digest(given.encode(), self.key)
+        bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+        return any(given and hmac.compare_digest(given.encode(), self.key)
+                   for given in (bearer, h.get("x-api-key", "").strip()))
 
     def _limited(self, receive: Any) -> Any:
         seen = 0

@@ -1,0 +1,200 @@
+"""One chat turn, surface-neutral: what ``/api/chat``, ``/v1/chat/completions``, ``/v1/completions``,
+``/v1/responses`` and ``/v1/messages`` all translate their request into, and the steps they share.
+
+    turn = ChatTurn(st, ChatJob(model=..., messages=[...], tools=[...], think=..., options={...}))
+    await turn.find()                    # the stored model (404 before anything else)
+    turn.check()                         # capabilities, thinking, images, grammar, options (400s)
+    await turn.acquire(request)          # a runner (waits in the scheduler's queue; 499 if the client goes)
+    text, tokens = await turn.render()   # the prompt with the model's history/SYSTEM, Ollama's truncation
+    events = turn.start(t_start)         # Delta / Final events (pyollama.api.inference); releases the lease
+
+Messages are in the native shape (``role``, ``content``, ``thinking``, ``tool_calls`` with object
+arguments, ``tool_name``); tools in the OpenAI function shape. ``tool_choice`` is honoured by
+constraining decoding (``pyollama.api.toolchoice``): ``none`` drops the tools, ``required`` / a name
+force the template's tool-call syntax with a grammar. Ollama ignores ``tool_choice`` (#7778, #17921).
+
+Thread-safety: one instance per request, used on the event loop.
+"""
+from __future__ import annotations
+
+import re
+
+import time
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+
+from pyollama.api import body as B
+from pyollama.api import prompt as P
+from pyollama.api import toolchoice
+from pyollama.api.generate import check_images, check_thinking, dedupe_bos
+from pyollama.api.inference import Delta, Final, OutputParser, in_thread
+from pyollama.api.inference import generate as run
+from pyollama.api.state import ServerState
+from pyollama.engine.sampling import SamplingParams
+from pyollama.errors import InvalidRequest
+from pyollama.runner.types import SeqRequest
+from pyollama.scheduler import Lease, plan
+from pyollama.templates import ThinkingParser
+
+
+@dataclass
+class ChatJob:
+    """A chat turn in native terms."""
+
+    model: str
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    tool_choice: str = "auto"            # "auto" | "none" | "required" | "function" (then tool_name)
+    tool_name: str = ""
+    think: bool | str | None = None
+    drop_think: bool = False             # Anthropic: thinking on a model without it is dropped, not a 400
+    format: str | dict[str, Any] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    logprobs: bool = False
+    top_logprobs: int = 0
+    keep_alive: float | None = None
+    truncate: bool = True
+    has_images: bool = False
+    suffix: str = ""                     # /v1/completions with a suffix: render the last message as an insert
+
+    @property
+    def forced_tool(self) -> bool:
+        return bool(self.tools) and self.tool_choice in ("required", "function")
+
+
+def strip_history_thinking(msgs: list[dict[str, Any]], rec: Any) -> list[dict[str, Any]]:
+    """qwen3 and deepseek-r1: drop ``<think>`` blocks from assistant turns before the last user turn
+    (Ollama's filterThinkTags)."""
+    if rec.config.get("model_family") != "qwen3" and rec.name.parts[2] != "deepseek-r1":
+        return msgs
+    last_user = max((i for i, m in enumerate(msgs) if m["role"] == "user"), default=-1)
+    out = []
+    for i, m in enumerate(msgs):
+        if m["role"] == "assistant" and i < last_user:
+            p = ThinkingParser("<think>", "</think>")
+            content = p.feed(m["content"]).content + p.finish().content
+            m = {**m, "content": content}
+        out.append(m)
+    return out
+
+
+class ChatTurn:
+    def __init__(self, st: ServerState, job: ChatJob):
+        self.st = st
+        self.job = job
+        self.rec: Any = None
+        self.caps: list[str] = []
+        self.think: bool | str | None = job.think
+        self.tools: list[dict[str, Any]] = list(job.tools)
+        self.grammar: str | None = None
+        self.merged: dict[str, Any] = {}
+        self.lease: Lease | None = None
+        self.t_loaded = 0
+        self.text = ""
+        self.tokens: list[int] = []
+        self.tmpl: P.ModelTemplate | None = None
+
+    async def find(self) -> Any:
+        self.rec = await self.st.record(self.job.model)
+        return self.rec
+
+    def check(self) -> None:
+        """Everything that can be refused before a model is loaded."""
+        job, rec = self.job, self.rec
+        self.caps = caps = P.capabilities(rec)
+        if "completion" not in caps:
+            raise InvalidRequest(f'"{job.model}" does not support chat')
+        if job.tool_choice == "none":
+            self.tools = []               # the model is not told about tools, so it answers in text
+        if self.tools and "tools" not in caps:
+            raise InvalidRequest(f"{rec.name.full()} does not support tools")
+        if job.suffix and "insert" not in caps:
+            raise InvalidRequest(f'"{job.model}" does not support insert')
+        think = job.think
+        if job.drop_think and "thinking" not in caps:
+            think = None
+        self.think = check_thinking(job.model, caps, think)
+        check_images(job.model, job.has_images)
+        self.tmpl = P.model_template(rec)
+        if job.forced_tool:
+            self.grammar = toolchoice.grammar(self.tmpl.tool_tag(), self.tools,
+                                              job.tool_name if job.tool_choice == "function" else "")
+        else:
+            self.grammar = B.grammar_for(job.format)
+        self.merged = plan.merged_options(rec.params, job.options)
+        SamplingParams.from_options(self.merged)          # a bad sampling value is a 400 before any load
+
+    async def acquire(self, request: Request) -> Lease:
+        self.lease = await self.st.lease(request, self.st.load_request(self.rec, self.job.options),
+                                         self.job.keep_alive)
+        self.t_loaded = time.perf_counter_ns()
+        return self.lease
+
+    def release(self) -> None:
+        if self.lease is not None:
+            self.lease.release()
+
+    async def render(self) -> tuple[str, list[int]]:
+        """The prompt and its tokens (needs the lease: tokenizing uses the runner's vocabulary)."""
+        assert self.lease is not None and self.tmpl is not None
+        job, rec, tmpl = self.job, self.rec, self.tmpl
+        runner = self.lease.runner
+        n_ctx = self.st.n_ctx(self.lease)
+        if tmpl.is_jinja:
+            await in_thread(tmpl.jinja)             # compile (and read BOS/EOS texts) off the event loop
+
+        async def tokenize(text: str) -> list[int]:
+            return dedupe_bos(await in_thread(runner.tokenize, text, True, True), rec)
+
+        if job.suffix:
+            prompt = job.messages[-1]["content"] if job.messages else ""
+            text = tmpl.render_generate(prompt, suffix=job.suffix, think=self.think)
+            tokens = await tokenize(text)
+            if len(tokens) >= n_ctx:
+                raise P.too_long(len(tokens), n_ctx)
+        else:
+            msgs = job.messages
+            history = list(rec.messages) + msgs
+            if (not msgs or msgs[0]["role"] != "system") and rec.system:
+                history.insert(0, {"role": "system", "content": rec.system})
+            history = strip_history_thinking(history, rec)
+            tools, think = self.tools or None, self.think
+            text, tokens = await P.fit_chat(lambda m: tmpl.render_chat(m, tools, think), tokenize, history,
+                                            n_ctx, job.truncate)
+        self.text, self.tokens = text, tokens
+        return text, tokens
+
+    def parser(self) -> OutputParser:
+        assert self.tmpl is not None
+        thinking = self.tmpl.thinking_parser(self.text, self.caps) if B.think_on(self.think) else None
+        return OutputParser(thinking, self.tmpl.tool_parser(self.tools) if self.tools else None)
+
+    def grammar_triggers(self, parser: OutputParser) -> tuple[str, ...]:
+        """For a model that thinks, the constraint starts when thinking ends (as Ollama's two phases):
+        a lazy grammar triggered by the closing tag, fed what follows it."""
+        if self.grammar is None or parser.thinking is None:
+            return ()
+        return (rf"[\s\S]*?{re.escape(parser.thinking.closing)}\s*([\s\S]*)",)
+
+    def start(self, t_start: int) -> AsyncGenerator[Delta | Final, None]:
+        """The generation's events; the lease is released when they end (or are closed)."""
+        assert self.lease is not None
+        job = self.job
+        parser = self.parser()
+        seq = SeqRequest(prompt=self.tokens, options=self.merged, grammar=self.grammar,
+                         grammar_triggers=self.grammar_triggers(parser),
+                         logprobs=job.logprobs or job.top_logprobs > 0, top_logprobs=job.top_logprobs)
+        return run(self.lease, seq, parser, t_start=t_start, t_loaded=self.t_loaded)
+
+    async def launch(self, request: Request, t_start: int) -> AsyncGenerator[Delta | Final, None]:
+        """acquire + render + start, releasing the lease on any failure before the events exist."""
+        await self.acquire(request)
+        try:
+            await self.render()
+            return self.start(t_start)
+        except BaseException:
+            self.release()
+            raise

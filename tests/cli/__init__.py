@@ -1,0 +1,1 @@
+"""The pyollama command line and REPL, driven through subprocesses and a pseudo-terminal."""

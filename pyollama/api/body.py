@@ -196,10 +196,17 @@ def images(value: Any, where: str = "images") -> list[bytes]:
     return out
 
 
+_last_second: list = [None, ""]       # (second, its formatted prefix): one strftime per second, not per chunk
+
+
 def now_rfc3339() -> str:
-    """UTC with nanoseconds, trailing zeros trimmed (Go's RFC3339Nano, as ``created_at`` is written)."""
+    """UTC with nanoseconds, trailing zeros trimmed (Go's RFC3339Nano, as ``created_at`` is written).
+    Called for every streamed chunk, so the seconds part is formatted once per second."""
     ns = time.time_ns()
     secs, frac = divmod(ns, 1_000_000_000)
-    t = _dt.datetime.fromtimestamp(secs, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    cached = _last_second
+    if cached[0] != secs:
+        cached[1] = _dt.datetime.fromtimestamp(secs, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        cached[0] = secs
     f = f".{frac:09d}".rstrip("0") if frac else ""
-    return f"{t}{f}Z"
+    return f"{cached[1]}{f}Z"

@@ -51,7 +51,7 @@ def serve(cfg: Config | None = None) -> int:
     log.info("Listening on %s:%d (version %s)", cfg.host.host, cfg.host.port, __version__)
     server = _Server(uvicorn.Config(
         app, host=cfg.host.host, port=cfg.host.port, lifespan="on", log_level="debug" if cfg.debug > 1 else "warning",
-        access_log=cfg.debug > 0, timeout_graceful_shutdown=GRACEFUL_SECONDS, http="h11"))
+        access_log=cfg.debug > 0, timeout_graceful_shutdown=GRACEFUL_SECONDS, http="auto"))
     server.run()
     if server.stopped_by:
         log.info("stopped by %s", signal.Signals(server.stopped_by[0]).name)

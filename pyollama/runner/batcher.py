@@ -138,7 +138,7 @@ class BatchLoop:
             if seq.stream.cancelled:
                 self._finish(seq, "cancel", release=False)
                 continue
-            slot = max(free, key=lambda s: (common_prefix(s.cached, seq.tokens), -s.last_used))
+            slot = self._choose_slot(free, seq.tokens)
             keep = min(common_prefix(slot.cached, seq.tokens), len(seq.tokens) - 1)
             mem = self.ctx.memory
             if keep < len(slot.cached) and not mem.seq_rm(slot.id, keep, -1):
@@ -152,6 +152,20 @@ class BatchLoop:
             seq.sampler.accept_prompt(seq.tokens)
             self.active.append(seq)
 
+    # Worth giving up a low slot id for: a cached prefix this long (tokens) or this share of the prompt.
+    PREFIX_MIN, PREFIX_SHARE = 32, 0.5
+
+    def _choose_slot(self, free: list[Slot], tokens: list[int]) -> Slot:
+        """The free slot with the longest cached prefix when that saves real work (a conversation's
+        history), else the lowest free id. Low ids matter: with a KV stream per slot, upstream puts
+        only consecutive sequence ids in one micro-batch (split_equal, sequential), so a step over
+        slots {0,1,2} is one graph computation while {0,2,5} is three."""
+        best = max(free, key=lambda s: (common_prefix(s.cached, tokens), -s.id))
+        gain = common_prefix(best.cached, tokens)
+        if gain >= self.PREFIX_MIN or gain >= self.PREFIX_SHARE * len(tokens):
+            return best
+        return min(free, key=lambda s: s.id)
+
     # --- the step --------------------------------------------------------------------------------
     def step(self) -> None:
         """Admit, pack one batch, decode, sample. Finished sequences get their DoneEvent."""
@@ -162,24 +176,32 @@ class BatchLoop:
             return
         b = self.batch
         b.reset()
+        # What each sequence feeds this step: one token when decoding, then prompt chunks (in
+        # admission order) with the budget that is left.
         fed: list[tuple[Sequence, list[int]]] = []
-        for seq in self.active:                       # one token for each decoding sequence
+        for seq in self.active:
             seq.out_idx = -1
             if not seq.prefilling:
-                seq.out_idx = b.add(seq.pending, seq.n_past, seq.slot, True)
                 fed.append((seq, [seq.pending]))
-        budget = self.n_batch - len(b)
-        for seq in self.active:                       # prompt chunks with what is left
+        budget = self.n_batch - len(fed)
+        for seq in self.active:
             if budget <= 0:
                 break
             if seq.prefilling:
                 chunk = seq.tokens[seq.n_past: seq.n_past + budget]
-                last = seq.n_past + len(chunk) == len(seq.tokens)
-                start = b.add_sequence(chunk, seq.n_past, seq.slot, output_last=last)
-                if last:
-                    seq.out_idx = start + len(chunk) - 1
                 fed.append((seq, chunk))
                 budget -= len(chunk)
+        # Tokens in slot order: upstream splits a multi-stream batch into micro-batches of
+        # consecutive sequence ids taken in batch order.
+        fed.sort(key=lambda f: f[0].slot)
+        for seq, toks in fed:
+            if not seq.prefilling:
+                seq.out_idx = b.add(toks[0], seq.n_past, seq.slot, True)
+            else:
+                last = seq.n_past + len(toks) == len(seq.tokens)
+                start = b.add_sequence(toks, seq.n_past, seq.slot, output_last=last)
+                if last:
+                    seq.out_idx = start + len(toks) - 1
         try:
             self.ctx.decode(b)
         except PyollamaError as e:

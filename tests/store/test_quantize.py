@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from store_helpers import run
 
-from pyollama.errors import QuantizeError
 from pyollama.store import CreateRequest, Store, create, gguf_meta, model_path, show
 from pyollama.store.quantize import UnsupportedQuantization, normalize
 from tests.tiny_gguf import save, write_tiny_gguf
@@ -66,14 +65,6 @@ def test_unknown_type_and_quantized_source_are_refused_before_writing(store: Sto
                        match=r"only supported for F16, BF16 and F32 models \(this one is Q4_1\)"):
         run(create(store, CreateRequest(model="x", from_path=smollm2_path, quantize="q8_0")))
     assert not store.root.exists()
-
-
-@pytest.mark.skipif(_native_available(), reason="only meaningful while the native extension is missing")
-def test_without_native_extension_fails_cleanly(store: Store, tmp_path: Path) -> None:
-    src = write_tiny_gguf(tmp_path / "f32.gguf", file_type=0)
-    with pytest.raises(QuantizeError, match="needs the native extension"):
-        run(create(store, CreateRequest(model="x", from_path=src, quantize="q8_0")))
-    assert store.blobs.digests() == [] and not store.exists("x")
 
 
 @needs_native

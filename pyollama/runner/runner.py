@@ -138,11 +138,7 @@ class Runner:
         try:
             while not self._closed:
                 self._wake.clear()          # before draining: a submit after this wakes the wait below
-                while True:
-                    try:
-                        kind, item = self._inbox.get_nowait()
-                    except queue.Empty:
-                        break
+                for kind, item in self._drain():
                     if kind == "seq":
                         loop.add(item)
                     else:
@@ -167,12 +163,16 @@ class Runner:
         finally:
             stopped = RunnerDied("runner was closed")
             loop.fail_all(stopped)
-            while True:
-                try:
-                    kind, item = self._inbox.get_nowait()
-                except queue.Empty:
-                    break
+            for kind, item in self._drain():
                 if kind == "seq":
                     item.stream.put(ErrorEvent(stopped))
                 else:
                     item[-1].set_exception(stopped)
+
+    def _drain(self):
+        """Everything submitted since the last look, without blocking."""
+        while True:
+            try:
+                yield self._inbox.get_nowait()
+            except queue.Empty:
+                return

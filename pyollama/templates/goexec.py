@@ -471,15 +471,25 @@ class Program:
             return nil_arg
         if isinstance(n, FieldNode):
             ident = n.ident
+            first = ident[0] if len(ident) == 1 else None
 
             def field_arg(st: _State, dot: Any) -> Any:
+                # The common case first: a plain field of a struct (.Role); the general walk
+                # handles maps, methods, missing keys and errors.
+                if first is not None and isinstance(dot, GoStruct) and first in dot._go_fields \
+                        and first not in dot._go_methods:
+                    return conv(getattr(dot, first), n)
                 return conv(prog._field_chain(st, dot, dot, n, ident, 1, _NOFINAL, []), n)
             return field_arg
         if isinstance(n, VariableNode):
             vname, rest = n.ident[0], n.ident[1:]
+            one = rest[0] if len(rest) == 1 else None
 
             def var_arg(st: _State, dot: Any) -> Any:
                 v = prog._var(st, n, vname)
+                if one is not None and isinstance(v, GoStruct) and one in v._go_fields \
+                        and one not in v._go_methods:
+                    return conv(getattr(v, one), n)
                 if rest:
                     v = prog._field_chain(st, dot, v, n, rest, 1, _NOFINAL, [])
                 return conv(v, n)

@@ -6,6 +6,8 @@ Thread-safety: built once; requests run on the event loop.
 """
 from __future__ import annotations
 
+import asyncio
+
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -67,7 +69,14 @@ def runner_factory(cfg: Config) -> Callable[[Any], Any]:
     if cfg.runner == "process":
         cls = getattr(R, "ProcessRunner", None)
         if cls is not None:
-            return cls
+            def process_runner(spec: Any) -> Any:
+                # Called by the scheduler on the event loop: the child's messages are read there.
+                try:
+                    loop = asyncio.get_running_loop()
+                except RuntimeError:
+                    loop = None
+                return cls(spec, loop=loop)
+            return process_runner
         log.warning("ProcessRunner is not available in this build; models run inside the server process")
     return R.Runner
 

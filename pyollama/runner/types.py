@@ -76,6 +76,7 @@ class Stream:
         self.id = request_id
         self._q: queue.SimpleQueue = queue.SimpleQueue()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
         self._aq: asyncio.Queue | None = None
         self._lock = threading.Lock()
         self._on_cancel: list = []
@@ -85,10 +86,12 @@ class Stream:
     # --- producer side (runner thread) ------------------------------------------------------------
     def put(self, ev: Event) -> None:
         with self._lock:
-            if self._aq is not None:
-                self._loop.call_soon_threadsafe(self._aq.put_nowait, ev)
-            else:
+            if self._aq is None:
                 self._q.put(ev)
+            elif threading.get_ident() == self._loop_thread:
+                self._aq.put_nowait(ev)          # produced on the consumer's own loop (a reader callback)
+            else:
+                self._loop.call_soon_threadsafe(self._aq.put_nowait, ev)
 
     # --- consumer side ---------------------------------------------------------------------------
     def on_cancel(self, fn) -> None:
@@ -119,6 +122,7 @@ class Stream:
         with self._lock:
             if self._aq is None:
                 self._loop = asyncio.get_running_loop()
+                self._loop_thread = threading.get_ident()
                 self._aq = asyncio.Queue()
                 while True:                     # events that arrived before we switched over
                     try:

@@ -11,8 +11,10 @@ Steps, with what a real registry (distribution 2.8) answers, measured in REGISTR
    (``Content-Range: a-b``), each sent to the ``Location`` of the previous answer, whose ``Range`` must
    say the registry now holds exactly ``0-b`` (2.8 ignores Content-Range and appends, so the client must
    keep the order), then ``PUT <location>&digest=<d>`` with no body;
-4. a chunk cut by a dropped connection asks the session where it stands (``GET <location>`` → 204 with
-   ``Range``) and goes on from there; if the session is gone, the upload starts again.
+4. a chunk cut by a dropped connection, or refused for a wrong offset (404 BLOB_UPLOAD_INVALID: a cut
+   chunk was partly written), asks the session where it stands (``GET <location>`` → 204 with
+   ``Range``) and goes on from there; if the session is gone, the upload starts again. (2.8 signs the
+   offset into ``_state``, so once part of a cut chunk lands it refuses that state: it restarts.)
 
 Thread-safety: one BlobUpload per blob and push; ``sent`` is read racily by the watcher for progress.
 """
@@ -143,11 +145,25 @@ class BlobUpload:
             self._commit(location, 0, size)
             return
         offset = 0
+        resyncs = 0
         while offset < size:
             if self.cancel.is_set():
                 raise RegistryError("push cancelled")
             end = min(offset + chunk, size)
-            location, offset = self._patch(location, offset, end)
+            try:
+                location, offset = self._patch(location, offset, end)
+            except _Resync as e:
+                # A cut chunk may still be landing when we ask, so the answer can be one step
+                # behind; the next PATCH then fails its offset check and we ask again, later.
+                resyncs += 1
+                if resyncs >= self.session.options.max_tries:
+                    raise _Restart(str(e)) from None
+                self.session.backoff(resyncs, f"{e}; asking where the upload stands")
+                status = self._status(location)
+                if status is None:
+                    raise _Restart(str(e)) from None
+                location, offset = status
+                log.info("%s: the registry holds %d bytes, going on from there", self._what, offset)
         self._commit(location, size, size)
 
     def _body(self, start: int, end: int) -> Iterator[bytes]:
@@ -175,13 +191,13 @@ class BlobUpload:
             resp = s.request("PATCH", location, headers=headers, content=lambda: self._body(start, end),
                              retry=False, what=self._what)
         except RegistryUnreachable as e:
-            status = self._status(location)
-            if status is None:
-                raise _Restart(str(e)) from None
-            log.info("%s: chunk cut; the registry holds %d bytes, going on from there", self._what,
-                     status[1])
-            return status
+            raise _Resync(f"chunk cut: {e}") from None
         resp.close()
+        if resp.status_code in (404, 416):
+            # BLOB_UPLOAD_INVALID / range mismatch: our offset disagrees with what the session
+            # holds (a cut chunk partly written), or the session is gone.
+            raise _Resync(f"{self._what}: the registry refused the chunk at {start} "
+                          f"({resp.status_code})")
         if resp.status_code != 202:
             raise s.error(resp, self._what)
         held = self._range_end(resp)
@@ -234,3 +250,7 @@ class BlobUpload:
 
 class _Restart(Exception):
     """The upload session is lost; start a new one."""
+
+
+class _Resync(Exception):
+    """A chunk did not land as sent; ask the session how many bytes it holds."""

@@ -154,7 +154,10 @@ async def run_level(target: Target, conc: int, n_requests: int, n_tokens: int, o
                 itl.extend(b - a for a, b in zip(times, times[1:]))
                 tokens += len(times)
 
-    async with httpx.AsyncClient(timeout=None, limits=httpx.Limits(max_connections=conc + 2)) as client:
+    # No keep-alive: llama-server closes idle connections, and reusing one it just closed fails
+    # the request; a fresh connection per request costs both servers the same.
+    limits = httpx.Limits(max_connections=conc + 2, max_keepalive_connections=0)
+    async with httpx.AsyncClient(timeout=None, limits=limits) as client:
         await asyncio.gather(*(client_loop(client) for _ in range(conc)))
     wall = time.perf_counter() - t0
     q = lambda xs, p: statistics.quantiles(xs, n=100)[p - 1] * 1e3 if len(xs) >= 2 else float("nan")

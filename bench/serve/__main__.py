@@ -6,8 +6,11 @@ Both servers are started here from the same pinned build on loopback ports, with
 threads, parallel slots (= the largest concurrency), context per slot and batch size, and a KV
 stream per slot. For each concurrency c, c clients each send requests back to back (a new one as
 soon as the last finished), every prompt distinct so no request rides on another's prompt cache;
-generation is greedy with a fixed token count and no early stop. Reported per server: aggregate
-generated tokens/s, time to first token (TTFT) and inter-token latency (ITL) p50/p99.
+generation is greedy, up to --tokens, and both stop at end-of-generation (their greedy outputs are
+token-identical, so both generate the same tokens; llama-server's ``ignore_eos`` would hand it fewer
+prefills per token than a client of Ollama's API can ask for). Reported per server: aggregate
+generated tokens/s, mean tokens per request, time to first token (TTFT) and inter-token latency (ITL)
+p50/p99.
 
 Also: the engine alone (pyollama.engine, one sequence) decode ms/token, so the server's ITL
 overhead per token at concurrency 1 can be read off.
@@ -72,7 +75,7 @@ class LlamaServer(Target):
             stdout=log, stderr=log)
 
     async def stream(self, client, prompt, n):
-        body = {"prompt": prompt, "n_predict": n, "temperature": 0, "stream": True, "ignore_eos": True,
+        body = {"prompt": prompt, "n_predict": n, "temperature": 0, "stream": True,
                 "cache_prompt": True}
         times = []
         async with client.stream("POST", self.url + "/completion", json=body) as r:
@@ -140,11 +143,11 @@ async def wait_ready(url: str, path: str, timeout=180) -> None:
 async def run_level(target: Target, conc: int, n_requests: int, n_tokens: int, offset: int) -> dict:
     ps = prompts(offset + n_requests)[offset:]
     queue = list(ps)
-    ttft, itl, tokens = [], [], 0
+    ttft, itl, tokens, done = [], [], 0, 0
     t0 = time.perf_counter()
 
     async def client_loop(client):
-        nonlocal tokens
+        nonlocal tokens, done
         while queue:
             p = queue.pop()
             start = time.perf_counter()
@@ -153,6 +156,7 @@ async def run_level(target: Target, conc: int, n_requests: int, n_tokens: int, o
                 ttft.append(times[0] - start)
                 itl.extend(b - a for a, b in zip(times, times[1:]))
                 tokens += len(times)
+                done += 1
 
     # No keep-alive: llama-server closes idle connections, and reusing one it just closed fails
     # the request; a fresh connection per request costs both servers the same.
@@ -162,7 +166,7 @@ async def run_level(target: Target, conc: int, n_requests: int, n_tokens: int, o
     wall = time.perf_counter() - t0
     q = lambda xs, p: statistics.quantiles(xs, n=100)[p - 1] * 1e3 if len(xs) >= 2 else float("nan")
     return {"tok_s": tokens / wall, "ttft50": q(ttft, 50), "ttft99": q(ttft, 99), "itl50": q(itl, 50),
-            "itl99": q(itl, 99), "tokens": tokens}
+            "itl99": q(itl, 99), "tokens": tokens, "per_req": tokens / max(done, 1)}
 
 
 def engine_alone(path, threads, ctx, batch, n_tokens) -> float:
@@ -208,13 +212,14 @@ async def main_async(args) -> int:
 
     print(f"\nmodel={args.model} threads={args.threads} slots={slots} ctx/slot={args.ctx} "
           f"requests/level={args.requests} tokens/request={args.tokens}\n")
-    print("| concurrency | server | tok/s | ratio | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|")
+    print("| concurrency | server | tok/s | ratio | tok/req | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for conc in args.concurrency:
         base = results[("llama-server", conc)]["tok_s"]
         for name in ("pyollama", "llama-server"):
             r = results[(name, conc)]
-            print(f"| {conc} | {name} | {r['tok_s']:.1f} | {r['tok_s'] / base:.2f} | {r['ttft50']:.0f} | "
+            print(f"| {conc} | {name} | {r['tok_s']:.1f} | {r['tok_s'] / base:.2f} | {r['per_req']:.1f} | "
+                  f"{r['ttft50']:.0f} | "
                   f"{r['ttft99']:.0f} | {r['itl50']:.2f} | {r['itl99']:.2f} |")
     c1 = results.get(("pyollama", 1))
     if c1:

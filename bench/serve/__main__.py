@@ -31,6 +31,7 @@ from pathlib import Path
 
 import httpx
 
+from bench import require_matplotlib
 from pyollama import pypi_models
 from pyollama.upstream import find_tool
 
@@ -254,8 +255,11 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ctx", type=int, default=2048, help="context per slot")
     ap.add_argument("--batch", type=int, default=512)
-    ap.add_argument("--png")
-    return asyncio.run(main_async(ap.parse_args(argv)))
+    ap.add_argument("--png", help="write a chart of tokens/s per concurrency here (needs matplotlib)")
+    args = ap.parse_args(argv)
+    if args.png:
+        require_matplotlib()
+    return asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":

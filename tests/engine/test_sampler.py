@@ -230,6 +230,51 @@ def test_grammar_top_candidates_equal_full_vocabulary(llm, opts):
     assert runs[0] == runs[1] and len(runs[0]) > 5
 
 
+class _RecordingChain:
+    """The real chain, with a record of what enters its history (sample() accepts, too)."""
+
+    def __init__(self, chain):
+        self.chain, self.history, self.applies = chain, [], 0
+
+    def sample(self, ctx, idx):
+        t = self.chain.sample(ctx, idx)
+        self.history.append(t)
+        return t
+
+    def apply(self, cand):
+        self.applies += 1
+        self.chain.apply(cand)
+
+    def accept(self, t):
+        self.history.append(t)
+        self.chain.accept(t)
+
+
+def test_grammar_rejected_pick_stays_out_of_the_penalty_history(llm):
+    """Penalties see only the tokens finally chosen, as in upstream's common sampler: a first
+    pick the grammar rejects is not accepted into the chain."""
+    from pyollama.engine.grammar import format_to_gbnf
+    gbnf = format_to_gbnf({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]})
+    ts = TokenSampler(SamplingParams.from_options({"temperature": 0.8, "seed": 3, "repeat_penalty": 1.3},
+                                                  grammar=gbnf), llm.model, llm.n_ctx)
+    assert ts.mode == "chain"
+    ts.chain = rec = _RecordingChain(ts.chain)
+    tokens = llm.tokenize("Data:")
+    llm._prefill(tokens, cache=False)
+    pos, b, out = len(tokens), _native.Batch(1), []
+    for _ in range(20):
+        t = ts.sample(llm.ctx, -1)
+        out.append(t)
+        if llm.vocab.is_eog(t):
+            break
+        b.reset()
+        b.add(t, pos, 0, True)
+        llm.ctx.decode(b)
+        pos += 1
+    assert rec.applies > len(out)              # the grammar rejected some first picks
+    assert rec.history == out
+
+
 def test_lazy_grammar_starts_after_trigger(llm):
     """Free text until the trigger matches, then only what the grammar allows."""
     gbnf = 'root ::= "42" [.]'

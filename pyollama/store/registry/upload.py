@@ -116,7 +116,7 @@ class BlobUpload:
             except _Restart as e:
                 tries += 1
                 if tries >= s.options.max_tries:
-                    raise RegistryUnreachable(f"{self._what}: {e}") from None
+                    raise RegistryUnreachable(str(e)) from None
                 s.backoff(tries, f"{e}; starting the upload again")
 
     def _begin(self) -> str | None:
@@ -152,6 +152,7 @@ class BlobUpload:
             end = min(offset + chunk, size)
             try:
                 location, offset = self._patch(location, offset, end)
+                resyncs = 0
             except _Resync as e:
                 # A cut chunk may still be landing when we ask, so the answer can be one step
                 # behind; the next PATCH then fails its offset check and we ask again, later.
@@ -191,7 +192,7 @@ class BlobUpload:
             resp = s.request("PATCH", location, headers=headers, content=lambda: self._body(start, end),
                              retry=False, what=self._what)
         except RegistryUnreachable as e:
-            raise _Resync(f"chunk cut: {e}") from None
+            raise _Resync(str(e)) from None
         resp.close()
         if resp.status_code in (404, 416):
             # BLOB_UPLOAD_INVALID / range mismatch: our offset disagrees with what the session
@@ -202,8 +203,8 @@ class BlobUpload:
             raise s.error(resp, self._what)
         held = self._range_end(resp)
         if held != end:
-            raise RegistryError(f"{self._what}: the registry holds {held} bytes after a chunk ending at "
-                                f"{end}")
+            # The session holds bytes we did not mean to send there: only a new one can be right.
+            raise _Restart(f"{self._what}: the registry holds {held} bytes after a chunk ending at {end}")
         loc = resp.headers.get("location")
         return (urljoin(location, loc) if loc else location), end
 
@@ -249,7 +250,7 @@ class BlobUpload:
 
 
 class _Restart(Exception):
-    """The upload session is lost; start a new one."""
+    """The upload session is lost; start a new one. Messages start with the blob (``pushing …:``)."""
 
 
 class _Resync(Exception):

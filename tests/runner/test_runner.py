@@ -139,7 +139,8 @@ def test_process_runner_survives_a_kill(tiny_model_path):
         text, d = _collect(pr.submit(SeqRequest(PROMPTS[0], {"temperature": 0, "num_predict": 8})))
         with Runner(spec) as local:
             assert _collect(local.submit(SeqRequest(PROMPTS[0], {"temperature": 0, "num_predict": 8})))[1].tokens == d.tokens
-        assert pr.tokenize("hello") == pr.tokenize("hello") and pr.info["parallel"] == 2
+            hello = local.tokenize("hello")
+        assert pr.tokenize("hello") == hello and hello and pr.info["parallel"] == 2
         with pytest.raises(InvalidRequest):
             pr.submit(SeqRequest("word " * 300, {}))
         s = pr.submit(SeqRequest(PROMPTS[1], {"temperature": 0, "num_predict": -1}))

@@ -258,11 +258,23 @@ def test_queue_limit_gives_queue_full():
         with pytest.raises(QueueFull) as exc:
             await s.acquire(request("c"))
         assert str(exc.value) == QUEUE_FULL and exc.value.status == 503
-        # a request for a loaded model never queues
         w.gate.set()
         (await first).release()
         (await second).release()
-        assert (await s.acquire(request("a"))) is not None
+        # a request for a loaded model never queues, even while the queue is full
+        w.gate.clear()
+        third = asyncio.create_task(s.acquire(request("c")))     # loading, held by the gate
+        await settle()
+        fourth = asyncio.create_task(s.acquire(request("d")))    # queued: the queue is full
+        await settle()
+        assert s.queued == 1
+        loads = len(w.loads)
+        lease = await s.acquire(request("a"))
+        assert lease.waited_ns == 0 and len(w.loads) == loads
+        lease.release()
+        w.gate.set()
+        (await third).release()
+        (await fourth).release()
         await s.close()
     run(main())
 

@@ -167,7 +167,7 @@ class CreateError(StoreError, ValueError):
 
 
 class UnsupportedQuantization(CreateError):
-    status = 400
+    """A quantization type that create cannot produce."""
 
 
 class RegistryError(StoreError):
@@ -214,8 +214,6 @@ class SchedulerError(PyollamaError):
 class RunnerDied(SchedulerError):
     """A runner stopped (crash, out of memory, closed) while requests were in flight."""
 
-    status = 500
-
 
 class QueueFull(SchedulerError):
     status = 503
@@ -229,13 +227,9 @@ class InsufficientMemory(SchedulerError):
     """The model (weights + KV cache + overhead) does not fit the free memory, even with nothing else
     loaded."""
 
-    status = 500
-
 
 class LoadTimeout(SchedulerError):
     """A model load took longer than ``OLLAMA_LOAD_TIMEOUT``."""
-
-    status = 500
 
 
 class ShuttingDown(SchedulerError):

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from pyollama.cli.fmt import go_duration
+from pyollama.cli.progress import is_terminal
 
 DIM = "\x1b[90m"
 RESET = "\x1b[0m"
@@ -116,7 +117,7 @@ class AnswerView:
         self.out = out or sys.stdout
         self.writer = WordWrapper(self.out, wrap=wrap)
         self.show_thinking = show_thinking
-        self.color = _isatty(self.out) if color is None else color
+        self.color = is_terminal(self.out) if color is None else color
         self.in_thinking = False
         self.content_text = ""
         self.thinking_text = ""
@@ -160,12 +161,6 @@ class AnswerView:
         self.out.flush()
 
 
-def _isatty(stream: IO[str]) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
-
 
 class Spinner:
     """A spinner on stderr while waiting for the first token (terminal only); cleared when stopped."""
@@ -173,7 +168,7 @@ class Spinner:
     def __init__(self, stream: IO[str] | None = None):
         self._status: Any = None
         stream = stream or sys.stderr
-        if _isatty(stream):
+        if is_terminal(stream):
             from rich.console import Console
 
             con = Console(file=stream)

@@ -22,7 +22,7 @@ from typing import Any
 
 from pyollama.cli.client import Client
 from pyollama.cli.models import connect, pull_model
-from pyollama.cli.progress import progress_for
+from pyollama.cli.progress import is_terminal, progress_for
 from pyollama.cli.session import RunOptions, generate_once, load_model
 from pyollama.config import parse_duration
 from pyollama.errors import ClientError
@@ -154,23 +154,17 @@ def show_or_pull(client: Client, name: str, insecure: bool) -> dict[str, Any]:
     return client.post("/api/show", {"model": name})
 
 
-def _isatty(stream: Any) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
-
 
 def cmd_run(args: argparse.Namespace) -> int:
     think = parse_think(args.think)
     opts = RunOptions(model=args.model, verbose=args.verbose, format=parse_format(args.format), think=think,
                       hide_thinking=args.hidethinking, keep_alive=parse_keepalive(args.keepalive),
                       insecure=args.insecure,
-                      wordwrap=not args.nowordwrap and _isatty(sys.stdout))
+                      wordwrap=not args.nowordwrap and is_terminal(sys.stdout))
     truncate = parse_bool_flag(args.truncate, "truncate")
     parts = list(args.prompt)
     interactive = not parts
-    if not _isatty(sys.stdin):
+    if not is_terminal(sys.stdin):
         piped = sys.stdin.read()
         if piped:
             parts.insert(0, piped)
@@ -178,7 +172,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         opts.wordwrap = False
     prompt = " ".join(parts)
     # Thinking is shown on a terminal; piped, only when asked for with --think (as Ollama).
-    show_thinking = not opts.hide_thinking and (_isatty(sys.stdout) or think not in (None, False))
+    show_thinking = not opts.hide_thinking and (is_terminal(sys.stdout) or think not in (None, False))
 
     file_model: FileModel | None = None
     if looks_like_path(args.model):
@@ -204,7 +198,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = generate_once(client, opts, prompt, show_thinking=show_thinking)
         if result.interrupted:
             return 130
-        if _isatty(sys.stdout) and result.content:
+        if is_terminal(sys.stdout) and result.content:
             print()
         return 0
     finally:

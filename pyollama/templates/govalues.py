@@ -44,9 +44,9 @@ MISSING = _Missing()
 class GoStruct:
     """Base for Python objects that behave like Go structs in templates.
 
-    Subclasses list their exported Go fields in `_go_fields` (attribute names equal Go names), the
-    JSON encoding in `_json_fields` as (field, json name, omitempty), and may define `go_string()`
-    when the Go type is a fmt.Stringer (then templates print that instead of `{f1 f2}`).
+    Subclasses list their exported Go fields, in Go's order, as `_json_fields` (field, json name,
+    omitempty; attribute names equal Go names) — `_go_fields` is derived from it — and may define
+    `go_string()` when the Go type is a fmt.Stringer (then templates print that instead of `{f1 f2}`).
     """
 
     __slots__ = ()
@@ -55,6 +55,11 @@ class GoStruct:
     _go_fields: ClassVar[tuple[str, ...]] = ()
     _json_fields: ClassVar[tuple[tuple[str, str, bool], ...]] = ()
     _go_methods: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if "_json_fields" in cls.__dict__:
+            cls._go_fields = tuple(f for f, _, _ in cls._json_fields)
 
     def go_string(self) -> str | None:
         """The result of the Go type's String() method, or None when it is not a Stringer."""

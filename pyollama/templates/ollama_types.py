@@ -61,16 +61,20 @@ class ToolList(GoSlice):
 
 
 class _Jsonable(GoStruct):
+    """A Go type whose String() method prints its JSON (the tool types)."""
     __slots__ = ()
+    _go_methods = ("String",)
 
     def go_string(self) -> str | None:
         return _json_or_empty(self)
+
+    def String(self) -> str:  # noqa: N802 - Go method name, callable from templates
+        return self.go_string() or ""
 
 
 class ToolProperty(GoStruct):
     __slots__ = ("AnyOf", "Type", "Items", "Description", "Enum")
     _go_type = "api.ToolProperty"
-    _go_fields = ("AnyOf", "Type", "Items", "Description", "Enum")
     _json_fields = (("AnyOf", "anyOf", True), ("Type", "type", True), ("Items", "items", True),
                     ("Description", "description", True), ("Enum", "enum", True))
 
@@ -98,10 +102,8 @@ _TS_TYPES = {"string": "string", "number": "number", "integer": "number", "boole
 class ToolFunctionParameters(_Jsonable):
     __slots__ = ("Type", "Defs", "Items", "Required", "Properties")
     _go_type = "api.ToolFunctionParameters"
-    _go_fields = ("Type", "Defs", "Items", "Required", "Properties")
     _json_fields = (("Type", "type", False), ("Defs", "$defs", True), ("Items", "items", True),
                     ("Required", "required", True), ("Properties", "properties", False))
-    _go_methods = ("String",)
 
     def __init__(self, Type: str = "", Defs: Any = None, Items: Any = None,
                  Required: list[str] | None = None, Properties: dict[str, ToolProperty] | None = None):
@@ -111,17 +113,12 @@ class ToolFunctionParameters(_Jsonable):
         self.Required = Required or []
         self.Properties = Properties if Properties is not None else {}
 
-    def String(self) -> str:  # noqa: N802 - Go method name, callable from templates
-        return self.go_string() or ""
-
 
 class ToolFunction(_Jsonable):
     __slots__ = ("Name", "Description", "Parameters")
     _go_type = "api.ToolFunction"
-    _go_fields = ("Name", "Description", "Parameters")
     _json_fields = (("Name", "name", False), ("Description", "description", True),
                     ("Parameters", "parameters", False))
-    _go_methods = ("String",)
 
     def __init__(self, Name: str = "", Description: str = "",
                  Parameters: ToolFunctionParameters | None = None):
@@ -129,30 +126,21 @@ class ToolFunction(_Jsonable):
         self.Description = Description
         self.Parameters = Parameters or ToolFunctionParameters()
 
-    def String(self) -> str:  # noqa: N802
-        return self.go_string() or ""
-
 
 class Tool(_Jsonable):
     __slots__ = ("Type", "Items", "Function")
     _go_type = "api.Tool"
-    _go_fields = ("Type", "Items", "Function")
     _json_fields = (("Type", "type", False), ("Items", "items", True), ("Function", "function", False))
-    _go_methods = ("String",)
 
     def __init__(self, Type: str = "", Items: Any = None, Function: ToolFunction | None = None):
         self.Type = Type
         self.Items = Items
         self.Function = Function or ToolFunction()
 
-    def String(self) -> str:  # noqa: N802
-        return self.go_string() or ""
-
 
 class ToolCallFunction(GoStruct):
     __slots__ = ("Index", "Name", "Arguments")
     _go_type = "api.ToolCallFunction"
-    _go_fields = ("Index", "Name", "Arguments")
     _json_fields = (("Index", "index", False), ("Name", "name", False), ("Arguments", "arguments", False))
 
     def __init__(self, Index: int = 0, Name: str = "", Arguments: Arguments | None = None):
@@ -164,7 +152,6 @@ class ToolCallFunction(GoStruct):
 class ToolCall(GoStruct):
     __slots__ = ("ID", "Function")
     _go_type = "api.ToolCall"
-    _go_fields = ("ID", "Function")
     _json_fields = (("ID", "id", True), ("Function", "function", False))
 
     def __init__(self, ID: str = "", Function: ToolCallFunction | None = None):
@@ -176,7 +163,6 @@ class Message(GoStruct):
     __slots__ = ("Role", "Content", "Thinking", "Images", "ToolCalls", "ToolName", "ToolCallID")
     _go_type = "*api.Message"
     _go_pointer = True
-    _go_fields = ("Role", "Content", "Thinking", "Images", "ToolCalls", "ToolName", "ToolCallID")
     _json_fields: ClassVar[tuple[tuple[str, str, bool], ...]] = (
         ("Role", "role", False), ("Content", "content", False), ("Thinking", "thinking", True),
         ("Images", "images", True), ("ToolCalls", "tool_calls", True), ("ToolName", "tool_name", True),

@@ -18,7 +18,6 @@ Thread-safety: one instance per request, used on the event loop.
 from __future__ import annotations
 
 import re
-
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
@@ -29,7 +28,6 @@ from starlette.requests import Request
 from pyollama.api import body as B
 from pyollama.api import prompt as P
 from pyollama.api import toolchoice
-from pyollama.api.generate import check_images, check_thinking, dedupe_bos
 from pyollama.api.inference import Delta, Final, OutputParser, in_thread
 from pyollama.api.inference import generate as run
 from pyollama.api.state import ServerState
@@ -79,6 +77,37 @@ def strip_history_thinking(msgs: list[dict[str, Any]], rec: Any) -> list[dict[st
             m = {**m, "content": content}
         out.append(m)
     return out
+
+
+def check_thinking(model: str, caps: list[str], think: bool | str | None) -> bool | str | None:
+    """Thinking models think unless told not to; others refuse ``think: true`` (``false`` is fine)."""
+    if "thinking" in caps:
+        return True if think is None else think
+    if B.think_on(think):
+        raise InvalidRequest(f'"{model}" does not support thinking')
+    return think
+
+
+def check_images(model: str, found: bool) -> None:
+    if found:
+        raise InvalidRequest(f'"{model}" cannot take images: pyollama does not support vision models yet')
+
+
+def dedupe_bos(tokens: list[int], rec: Any) -> list[int]:
+    """A template that writes the BOS text itself, tokenized with BOS added, starts with two BOS tokens;
+    keep one (as llama.cpp's server does)."""
+    bos = plan.header(rec.model_path).kv.get("tokenizer.ggml.bos_token_id")
+    if len(tokens) >= 2 and tokens[0] == tokens[1] == bos:
+        return tokens[1:]
+    return tokens
+
+
+def grammar_triggers(grammar: str | None, parser: OutputParser) -> tuple[str, ...]:
+    """For a model that thinks, the constraint starts when thinking ends (as Ollama's two phases):
+    a lazy grammar triggered by the closing tag, fed what follows it."""
+    if grammar is None or parser.thinking is None:
+        return ()
+    return (rf"[\s\S]*?{re.escape(parser.thinking.closing)}\s*([\s\S]*)",)
 
 
 class ChatTurn:
@@ -172,20 +201,13 @@ class ChatTurn:
         thinking = self.tmpl.thinking_parser(self.text, self.caps) if B.think_on(self.think) else None
         return OutputParser(thinking, self.tmpl.tool_parser(self.tools) if self.tools else None)
 
-    def grammar_triggers(self, parser: OutputParser) -> tuple[str, ...]:
-        """For a model that thinks, the constraint starts when thinking ends (as Ollama's two phases):
-        a lazy grammar triggered by the closing tag, fed what follows it."""
-        if self.grammar is None or parser.thinking is None:
-            return ()
-        return (rf"[\s\S]*?{re.escape(parser.thinking.closing)}\s*([\s\S]*)",)
-
     def start(self, t_start: int) -> AsyncGenerator[Delta | Final, None]:
         """The generation's events; the lease is released when they end (or are closed)."""
         assert self.lease is not None
         job = self.job
         parser = self.parser()
         seq = SeqRequest(prompt=self.tokens, options=self.merged, grammar=self.grammar,
-                         grammar_triggers=self.grammar_triggers(parser),
+                         grammar_triggers=grammar_triggers(self.grammar, parser),
                          logprobs=job.logprobs or job.top_logprobs > 0, top_logprobs=job.top_logprobs)
         return run(self.lease, seq, parser, t_start=t_start, t_loaded=self.t_loaded)
 

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 
 from pyollama.api import body as B
 from pyollama.api import prompt as P
+from pyollama.api.conversation import check_images, check_thinking, dedupe_bos, grammar_triggers
 from pyollama.api.inference import Delta, OutputParser, in_thread
 from pyollama.api.inference import generate as run
 from pyollama.api.ndjson import Chunks
@@ -21,20 +22,6 @@ from pyollama.engine.sampling import SamplingParams
 from pyollama.errors import InvalidRequest
 from pyollama.runner.types import SeqRequest
 from pyollama.scheduler import parse_keep_alive, plan
-
-
-def check_thinking(model: str, caps: list[str], think: bool | str | None) -> bool | str | None:
-    """Thinking models think unless told not to; others refuse ``think: true`` (``false`` is fine)."""
-    if "thinking" in caps:
-        return True if think is None else think
-    if B.think_on(think):
-        raise InvalidRequest(f'"{model}" does not support thinking')
-    return think
-
-
-def check_images(model: str, found: bool) -> None:
-    if found:
-        raise InvalidRequest(f'"{model}" cannot take images: pyollama does not support vision models yet')
 
 
 def token_ids(value: Any, where: str, n_vocab: int) -> list[int]:
@@ -49,15 +36,6 @@ def token_ids(value: Any, where: str, n_vocab: int) -> list[int]:
 def vocab_size(rec: Any) -> int:
     tokens = plan.header(rec.model_path).kv.get("tokenizer.ggml.tokens")
     return len(tokens) if isinstance(tokens, list) else int(getattr(tokens, "count", 0) or 0)
-
-
-def dedupe_bos(tokens: list[int], rec: Any) -> list[int]:
-    """A template that writes the BOS text itself, tokenized with BOS added, starts with two BOS tokens;
-    keep one (as llama.cpp's server does)."""
-    bos = plan.header(rec.model_path).kv.get("tokenizer.ggml.bos_token_id")
-    if len(tokens) >= 2 and tokens[0] == tokens[1] == bos:
-        return tokens[1:]
-    return tokens
 
 
 def aggregate(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -163,8 +141,9 @@ async def generate(request: Request) -> Response:
         if len(tokens) >= n_ctx:
             raise P.too_long(len(tokens), n_ctx)
         parser = OutputParser(tmpl.thinking_parser(text, caps) if B.think_on(think) and not raw else None)
-        seq = SeqRequest(prompt=tokens, options=merged, grammar=grammar, logprobs=logprobs or top_logprobs > 0,
-                         top_logprobs=top_logprobs)
+        seq = SeqRequest(prompt=tokens, options=merged, grammar=grammar,
+                         grammar_triggers=grammar_triggers(grammar, parser),
+                         logprobs=logprobs or top_logprobs > 0, top_logprobs=top_logprobs)
         events = run(lease, seq, parser, t_start=t_start, t_loaded=t_loaded)
     except BaseException:
         lease.release()

@@ -239,6 +239,19 @@ def test_22_think(server):
     assert gen(server, prompt="hi", think=False, stream=False).status_code == 200
 
 
+def test_22_format_waits_for_thinking_to_end(server):
+    """On a thinking model the format's grammar starts after the closing tag (as /api/chat): the
+    thinking is the same text it is without a format, not JSON forced into the thinking channel."""
+    from tests.api.compat_models import THINK_MODEL, create_models
+
+    create_models(server)
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    free, constrained = (gen(server, model=THINK_MODEL, prompt="Say hi.", think=True, stream=False,
+                             options={**GREEDY, "num_predict": 12}, **extra).json()
+                         for extra in ({}, {"format": schema}))
+    assert free["thinking"] and constrained["thinking"] == free["thinking"]
+
+
 def test_23_suffix_without_insert(server):
     r = gen(server, prompt="def f(", suffix="    return x")
     assert r.status_code == 400 and "does not support insert" in error_of(r)

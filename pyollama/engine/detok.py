@@ -25,13 +25,14 @@ def _incomplete_tail(buf: bytes) -> int:
 
 class Detokenizer:
     """Feed token ids, get text pieces. `piece(token) -> bytes` comes from the vocabulary;
-    pieces are cached per token id since a vocabulary's pieces never change."""
+    pieces are cached per token id since a vocabulary's pieces never change — pass the owner's
+    `cache` dict to share it between detokenizers of one vocabulary (one thread at a time)."""
 
     __slots__ = ("_piece", "_cache", "_pending")
 
-    def __init__(self, piece: Callable[[int], bytes]):
+    def __init__(self, piece: Callable[[int], bytes], cache: dict[int, bytes] | None = None):
         self._piece = piece
-        self._cache: dict[int, bytes] = {}
+        self._cache = {} if cache is None else cache
         self._pending = b""
 
     def token_bytes(self, token: int) -> bytes:

@@ -28,6 +28,34 @@ DEFAULT_NUM_CTX = 4096
 DEFAULT_NUM_BATCH = 512
 
 
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading tokens two sequences share."""
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def pooling_is_none(model: _native.Model) -> bool:
+    """Causal LMs carry no pooling type: the GGUF key is absent or 0."""
+    return model.meta(f"{model.arch}.pooling_type") in (None, "0")
+
+
+def l2_normalize(rows: np.ndarray) -> None:
+    """Normalize each row in place (an all-zero row stays zero)."""
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    np.divide(rows, norms, out=rows, where=norms > 0)
+
+
+def generation_limits(opts: dict) -> tuple[int, list[str]]:
+    """num_predict (-1 = until EOG/context end; null counts as unset) and the stop strings of an
+    Ollama options dict."""
+    n = opts.get("num_predict")
+    stop = opts.get("stop") or []
+    return (-1 if n is None else int(n)), ([stop] if isinstance(stop, str) else list(stop))
+
+
 def default_threads() -> int:
     """Cores this process may run on (Ollama: physical cores; oversubscribing hurts decode)."""
     try:
@@ -89,7 +117,7 @@ class Generation:
         llm = self.llm
         t0 = time.perf_counter_ns()
         sampler = TokenSampler(self.sampling, llm.model, llm.n_ctx)
-        detok = Detokenizer(llm._piece)
+        detok = Detokenizer(llm.vocab.token_to_piece, llm._pieces)
         stops = StopMatcher(self.stop)
         ctx, batch = llm.ctx, llm._batch
         try:
@@ -165,7 +193,7 @@ class LLM:
         threads = num_thread or default_threads()
         self.embedding = embedding
         if embedding and pooling is None:
-            pooling = "mean" if self._native_pooling_is_none() else None
+            pooling = "mean" if pooling_is_none(self.model) else None
         # Encoders see the whole input in one micro-batch: size it to the context.
         ubatch = n_ctx if embedding else num_batch
         self.ctx = _native.Context(self.model, n_ctx=n_ctx, n_batch=max(num_batch, ubatch) if embedding else num_batch,
@@ -176,13 +204,8 @@ class LLM:
         self.n_batch = self.ctx.n_batch
         self._batch = _native.Batch(self.n_batch, 1)
         self._cached: list[int] = []
-        self._piece = lambda t: self.vocab.token_to_piece(t)
+        self._pieces: dict[int, bytes] = {}        # token → bytes, shared by every generation
         self.load_duration = time.perf_counter_ns() - t0
-
-    def _native_pooling_is_none(self) -> bool:
-        # Causal LMs carry no pooling type; the GGUF key is absent or 0.
-        value = self.model.meta(f"{self.model.arch}.pooling_type")
-        return value in (None, "0")
 
     def close(self) -> None:
         self._batch.close()
@@ -212,12 +235,9 @@ class LLM:
         presence_penalty, frequency_penalty, seed, …), num_predict (-1 = until EOG/context end)
         and stop strings; given as keywords or an Ollama `options` dict."""
         opts = dict(options or {})
-        if num_predict is None:
-            num_predict = int(opts.get("num_predict", -1))
-        if stop is None:
-            stop = opts.get("stop") or ()
-        if isinstance(stop, str):
-            stop = [stop]
+        opt_predict, opt_stop = generation_limits(opts)
+        num_predict = opt_predict if num_predict is None else num_predict
+        stop = opt_stop if stop is None else [stop] if isinstance(stop, str) else stop
         params = SamplingParams.from_options(opts, **sampling)
         tokens = list(prompt) if not isinstance(prompt, str) else self.tokenize(prompt, add_special=add_special)
         if not tokens:
@@ -234,11 +254,8 @@ class LLM:
     def _prefill(self, tokens: list[int], cache: bool) -> int:
         """Bring the KV cache of seq 0 to `tokens` and leave logits for the last one; returns how
         many tokens came from the cache."""
-        keep = 0
-        if cache:
-            limit = min(len(self._cached), len(tokens) - 1)    # re-evaluate at least one token
-            while keep < limit and self._cached[keep] == tokens[keep]:
-                keep += 1
+        # Re-evaluate at least the last token: its logits are needed.
+        keep = min(common_prefix(self._cached, tokens), len(tokens) - 1) if cache else 0
         mem = self.ctx.memory
         if keep == 0 or not mem.seq_rm(0, keep, -1):
             mem.clear()
@@ -283,6 +300,5 @@ class LLM:
             batch.close()
             self._cached = []
         if normalize:
-            norms = np.linalg.norm(out, axis=1, keepdims=True)
-            np.divide(out, norms, out=out, where=norms > 0)
+            l2_normalize(out)
         return out

@@ -22,6 +22,7 @@ import numpy as np
 
 from pyollama import _native
 from pyollama.engine.detok import Detokenizer
+from pyollama.engine.llm import common_prefix, generation_limits, l2_normalize, pooling_is_none
 from pyollama.engine.sampling import SamplingParams, TokenSampler
 from pyollama.engine.stops import StopMatcher
 from pyollama.errors import InvalidRequest, PyollamaError
@@ -60,14 +61,6 @@ class Slot:
     seq: Sequence | None = None
 
 
-def common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
-
-
 class BatchLoop:
     """Owns the context and the slots; `add` requests, call `step` while `busy`. One thread."""
 
@@ -79,7 +72,7 @@ class BatchLoop:
         self.parallel = parallel
         self.embedding_only = embedding
         pooling = None
-        if not embedding and model.meta(f"{model.arch}.pooling_type") in (None, "0"):
+        if not embedding and pooling_is_none(model):
             pooling = "mean"            # lets a generative model also answer embedding requests
         self.ctx = _native.Context(
             model, n_ctx=num_ctx * parallel, n_batch=num_batch, n_ubatch=num_batch, n_seq_max=parallel,
@@ -93,7 +86,7 @@ class BatchLoop:
         self.slots = [Slot(i) for i in range(parallel)]
         self.waiting: collections.deque[Sequence] = collections.deque()
         self.active: list[Sequence] = []
-        self._piece = lambda t: self.vocab.token_to_piece(t)
+        self._pieces: dict[int, bytes] = {}        # token → bytes, shared by every sequence
 
     # --- admission -------------------------------------------------------------------------------
     def prepare(self, req: SeqRequest, stream: Stream) -> Sequence:
@@ -113,13 +106,11 @@ class BatchLoop:
                                  f"of {self.n_ctx_slot} tokens (num_ctx)")
         params = SamplingParams.from_options(opts, grammar=req.grammar,
                                              grammar_triggers=tuple(req.grammar_triggers or ()))
-        stop = opts.get("stop") or []
-        if isinstance(stop, str):
-            stop = [stop]
-        num_predict = int(opts.get("num_predict", -1) if opts.get("num_predict") is not None else -1)
+        num_predict, stop = generation_limits(opts)
         return Sequence(stream=stream, tokens=tokens,
                         sampler=TokenSampler(params, self.model, self.n_ctx_slot),
-                        detok=Detokenizer(self._piece), stops=StopMatcher(stop), num_predict=num_predict,
+                        detok=Detokenizer(self.vocab.token_to_piece, self._pieces), stops=StopMatcher(stop),
+                        num_predict=num_predict,
                         logprobs=req.logprobs or req.top_logprobs > 0, top_logprobs=max(0, req.top_logprobs))
 
     def add(self, seq: Sequence) -> None:
@@ -330,8 +321,7 @@ class BatchLoop:
             slot.cached.clear()
             self.ctx.set_embeddings(was)
         if normalize:
-            norms = np.linalg.norm(out, axis=1, keepdims=True)
-            np.divide(out, norms, out=out, where=norms > 0)
+            l2_normalize(out)
         return out, total
 
     def close(self) -> None:

@@ -108,3 +108,11 @@ def test_smollm2_chat_answer(smollm2_path):
         g = llm.complete(prompt, num_predict=32, temperature=0)
         assert "Paris" in g.text
         assert g.done_reason in ("stop", "length")
+
+
+def test_generation_limits_reads_ollama_options():
+    from pyollama.engine.llm import generation_limits
+
+    assert generation_limits({}) == (-1, [])
+    assert generation_limits({"num_predict": None, "stop": "x"}) == (-1, ["x"])
+    assert generation_limits({"num_predict": 5, "stop": ["a", "b"]}) == (5, ["a", "b"])

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from pyollama.api import body as B
-from pyollama.api.conversation import ChatJob, ChatTurn, strip_history_thinking  # noqa: F401 - re-exported
+from pyollama.api.conversation import ChatJob, ChatTurn
 from pyollama.api.inference import Delta
 from pyollama.api.ndjson import Chunks
 from pyollama.api.state import ServerState

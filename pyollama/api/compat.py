@@ -13,7 +13,7 @@ import json
 import math
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pyollama.api.conversation import ChatTurn
@@ -149,7 +149,6 @@ class Block:
     index: int
     text: str = ""
     call: dict[str, Any] | None = None          # the native tool call ({"id", "function": {...}})
-    logprobs: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Blocks:
@@ -167,8 +166,6 @@ class Blocks:
             self._text("thinking", d.thinking, steps)
         if d.content:
             self._text("text", d.content, steps)
-        if d.logprobs and self.open is not None:
-            self.open.logprobs += d.logprobs
         for c in d.tool_calls:
             self._close(steps)
             b = Block("tool", len(self.blocks), call=c)

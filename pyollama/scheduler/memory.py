@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger("pyollama.scheduler")
@@ -182,7 +182,6 @@ class Probe:
     """Reads free memory; ``devices`` is injectable (defaults to ``pyollama.backends()``)."""
 
     devices: Any = None
-    _cache: list = field(default_factory=list)
 
     def __call__(self) -> Memory:
         free = total = 0

@@ -74,7 +74,6 @@ class Entry:
     placement: Placement
     keep_alive: float
     load_duration: int = 0          # ns
-    loaded_at: float = 0.0          # wall clock
     refcount: int = 0
     expires_at: float | None = None   # scheduler clock; None while in use or kept for ever
     expiring: bool = False          # takes no new requests; unloaded when drained
@@ -293,13 +292,10 @@ class Scheduler:
             e.closed.set()
             self._notify()
 
-    async def _wait_change(self) -> None:
-        await self._changed.wait()
-
     async def _loader(self) -> None:
         while True:
             while not self._queue:
-                await self._wait_change()
+                await self._changed.wait()
             w = self._queue.popleft()
             if w.fut.done():                          # its client left while it waited
                 continue
@@ -403,7 +399,7 @@ class Scheduler:
                                   f"(OLLAMA_LOAD_TIMEOUT={format_keep_alive(self.load_timeout)})") from None
             raise
         entry = Entry(req=req, spec=spec, runner=runner, placement=placement, keep_alive=keep_alive,
-                      load_duration=time.perf_counter_ns() - t0, loaded_at=time.time(),
+                      load_duration=time.perf_counter_ns() - t0,
                       runner_info=loading.result())
         # Counts down until the waiting request takes it (if its client left meanwhile, it still expires).
         entry.expires_at = None if math.isinf(keep_alive) else self._clock() + keep_alive

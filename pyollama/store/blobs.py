@@ -30,8 +30,8 @@ from typing import BinaryIO
 
 from pyollama.errors import BlobBusy, BlobNotFound, DigestMismatch, InvalidDigest, StoreError
 from pyollama.store import fsutil
+from pyollama.store.names import DIGEST_RE
 
-DIGEST_RE = re.compile(r"sha256[:-]([0-9a-fA-F]{64})")
 BLOB_FILE_RE = re.compile(r"sha256-([0-9a-f]{64})")
 
 
@@ -41,10 +41,6 @@ def normalize_digest(digest: str) -> str:
     if not m:
         raise InvalidDigest("invalid digest format")
     return "sha256:" + m.group(1).lower()
-
-
-def is_digest(digest: str) -> bool:
-    return isinstance(digest, str) and DIGEST_RE.fullmatch(digest) is not None
 
 
 @dataclass(frozen=True)

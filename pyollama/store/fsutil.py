@@ -25,7 +25,7 @@ import secrets
 import signal
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -195,11 +195,6 @@ def copy_chunks(src: BinaryIO, chunk: int = CHUNK) -> Iterator[bytes]:
         if not b:
             return
         yield b
-
-
-def write_chunks(w: AtomicWriter, chunks: Iterable[bytes]) -> None:
-    for c in chunks:
-        w.write(c)
 
 
 def remove_durably(path: Path) -> bool:

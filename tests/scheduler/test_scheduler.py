@@ -198,7 +198,8 @@ def test_gpu_layers_placed_as_they_fit():
         assert 0 < e.spec.num_gpu < 10 and e.placement.vram > 0 and e.placement.ram > 0
         assert e.req.spec.num_gpu == -1           # the request's spec stays automatic
         lease.release()
-        # an explicit num_gpu that matches keeps the runner; "auto" (-1) also matches anything
+        # "auto" (-1) again keeps the runner, whatever layer count auto placement chose for it
+        # (an explicit num_gpu is compared with the request's -1 and reloads, as Ollama's needsReload)
         again = await s.acquire(request("a", gib=1))
         assert again.runner is lease.runner
         again.release()
@@ -213,7 +214,7 @@ def test_reload_when_runner_options_change_not_otherwise():
         s = make(w)
         await s.start(ticker=False)
         (await s.acquire(request("a", num_ctx=4096))).release()
-        (await s.acquire(request("a", num_ctx=4096, num_gpu=-1))).release()
+        (await s.acquire(request("a", num_ctx=4096))).release()
         assert len(w.loads) == 1
         (await s.acquire(request("a", num_ctx=8192))).release()
         assert [x.num_ctx for x in w.loads] == [4096, 8192]

@@ -3,8 +3,10 @@ and a memory probe with fixed numbers. No model is loaded."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from pyollama.runner.types import RunnerSpec
@@ -92,7 +94,19 @@ def request(name: str, *, gib: float = 1.0, **spec: Any) -> LoadRequest:
 
 def make(world: World, **kw: Any) -> Scheduler:
     kw.setdefault("keep_alive", 300.0)
-    return Scheduler(world.factory, memory=world.probe, clock=world.clock, **kw)
+    kw.setdefault("clock", world.clock)
+    return Scheduler(world.factory, memory=world.probe, **kw)
+
+
+@contextlib.asynccontextmanager
+async def started(world: World, *, ticker: bool = False, **kw: Any) -> AsyncIterator[Scheduler]:
+    """A started scheduler over ``world`` (no ticker unless asked), closed even when a test fails."""
+    s = make(world, **kw)
+    await s.start(ticker=ticker)
+    try:
+        yield s
+    finally:
+        await s.close()
 
 
 def run(coro: Any) -> Any:

@@ -250,8 +250,6 @@ async def messages(request: Request) -> Response | EventStream:
     stream = bool(B.boolean(b, "stream"))
     stops = job.options.get("stop", [])
     turn = ChatTurn(st, job)
-    await turn.find()
-    turn.check()
     events = await turn.launch(request, t_start)
     mid = X.new_id("msg_")
 

@@ -7,6 +7,7 @@
     await turn.acquire(request)          # a runner (waits in the scheduler's queue; 499 if the client goes)
     text, tokens = await turn.render()   # the prompt with the model's history/SYSTEM, Ollama's truncation
     events = turn.start(t_start)         # Delta / Final events (pyollama.api.inference); releases the lease
+    events = await turn.launch(request, t_start)    # or all five steps in one
 
 Messages are in the native shape (``role``, ``content``, ``thinking``, ``tool_calls`` with object
 arguments, ``tool_name``); tools in the OpenAI function shape. ``tool_choice`` is honoured by
@@ -212,7 +213,10 @@ class ChatTurn:
         return run(self.lease, seq, parser, t_start=t_start, t_loaded=self.t_loaded)
 
     async def launch(self, request: Request, t_start: int) -> AsyncGenerator[Delta | Final, None]:
-        """acquire + render + start, releasing the lease on any failure before the events exist."""
+        """find + check + acquire + render + start, releasing the lease on any failure before the
+        events exist (the compatible APIs' whole turn)."""
+        await self.find()
+        self.check()
         await self.acquire(request)
         try:
             await self.render()

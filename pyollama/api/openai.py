@@ -234,8 +234,6 @@ async def chat_completions(request: Request) -> Response | EventStream:
                   options=sampling(b, max_keys=("max_tokens", "max_completion_tokens")), logprobs=logprobs,
                   top_logprobs=B.top_logprobs(b) if logprobs else 0, has_images=has_images)
     turn = ChatTurn(st, job)
-    await turn.find()
-    turn.check()
     events = await turn.launch(request, t_start)
     cid, created = X.new_id("chatcmpl-"), int(time.time())
 
@@ -332,8 +330,6 @@ async def completions(request: Request) -> Response | EventStream:
     job = ChatJob(model=model, messages=[{"role": "user", "content": prompt}], suffix=suffix,
                   options=sampling(b), logprobs=n_logprobs is not None, top_logprobs=n_logprobs or 0)
     turn = ChatTurn(st, job)
-    await turn.find()
-    turn.check()
     events = await turn.launch(request, t_start)
     cid, created = X.new_id("cmpl-"), int(time.time())
 

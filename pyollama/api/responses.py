@@ -186,8 +186,6 @@ async def create_response(request: Request) -> Response | EventStream:
     job = ChatJob(model=model, messages=msgs, tools=tools, tool_choice=choice, tool_name=name, think=think,
                   format=fmt, options=opts, has_images=has_images)
     turn = ChatTurn(st, job)
-    await turn.find()
-    turn.check()
     events = await turn.launch(request, t_start)
 
     rid, created = X.new_id("resp_"), int(time.time())

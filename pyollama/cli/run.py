@@ -98,16 +98,9 @@ class FileModel:
 
 # --- flags ---------------------------------------------------------------------------------------
 def parse_think(value: str | None) -> bool | str | None:
-    if value is None:
-        return None
-    v = value.strip().lower()
-    if v in ("true", "1", "yes", "on", ""):
-        return True
-    if v in ("false", "0", "no", "off"):
-        return False
-    if v in ("low", "medium", "high", "max"):
-        return v
-    raise ClientError(f"invalid value for --think: {value!r} (true, false, low, medium or high)")
+    if value is not None and value.strip().lower() in ("low", "medium", "high", "max"):
+        return value.strip().lower()
+    return parse_bool_flag(value, "think", "true, false, low, medium, high or max")
 
 
 def parse_format(value: str | None) -> str | dict[str, Any] | None:
@@ -132,7 +125,7 @@ def parse_keepalive(value: str | None) -> str | None:
     return value
 
 
-def parse_bool_flag(value: str | None, name: str) -> bool | None:
+def parse_bool_flag(value: str | None, name: str, accepted: str = "") -> bool | None:
     if value is None:
         return None
     v = value.strip().lower()
@@ -140,7 +133,7 @@ def parse_bool_flag(value: str | None, name: str) -> bool | None:
         return True
     if v in ("false", "0", "no", "off"):
         return False
-    raise ClientError(f"invalid value for --{name}: {value!r}")
+    raise ClientError(f"invalid value for --{name}: {value!r}" + (f" ({accepted})" if accepted else ""))
 
 
 # --- the command ---------------------------------------------------------------------------------

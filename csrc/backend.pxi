@@ -1,4 +1,5 @@
 # Process-wide set-up: logging, backend discovery (ggml's dynamic backends), device listing.
+import logging
 import os
 
 from ggml cimport (ggml_backend_dev_t, ggml_backend_reg_t, ggml_backend_dev_props,
@@ -31,14 +32,51 @@ def backend_dir():
     return here if os.path.isdir(here) else os.path.dirname(os.path.realpath(__file__))
 
 
+class _LoadFailures(logging.Filter):
+    """Catches ggml's "failed to load <module>: <dlerror>" lines while backends load, so each failed
+    backend gets one line saying which, why and what serves instead."""
+
+    def __init__(self):
+        super().__init__()
+        self.failed = []
+
+    def filter(self, record):
+        msg = record.getMessage()
+        if "failed to load " in msg and ": " in msg.split("failed to load ", 1)[1]:
+            path, why = msg.split("failed to load ", 1)[1].split(": ", 1)
+            self.failed.append((path.strip(), why.strip()))
+            return False
+        return True
+
+
+_backend_failures = []
+
+
+def backend_failures():
+    """Backend modules found but not loaded: [(path, reason)] (e.g. the CUDA backend on a machine
+    without an NVIDIA driver)."""
+    return list(_backend_failures)
+
+
 def _init():
     _install_log_callback()
     with nogil:
         llama_backend_init()
     path = backend_dir().encode()
     cdef const char * cpath = path
-    with nogil:
-        ggml_backend_load_all_from_path(cpath)
+    catch = _LoadFailures()
+    _native_logger.addFilter(catch)
+    try:
+        with nogil:
+            ggml_backend_load_all_from_path(cpath)
+    finally:
+        _native_logger.removeFilter(catch)
+    _backend_failures[:] = catch.failed
+    for failed, why in catch.failed:
+        name = os.path.basename(failed).removeprefix("libggml-").split(".")[0].upper()
+        _native_logger.warning("%s backend not loaded (%s): %s; the other backends (%s) serve", name, failed, why,
+                               ", ".join(sorted({_s(ggml_backend_reg_name(ggml_backend_dev_backend_reg(
+                                   ggml_backend_dev_get(i)))) for i in range(ggml_backend_dev_count())})) or "none")
     if ggml_backend_dev_count() == 0:
         with nogil:
             ggml_backend_load_all()   # next to the executable / working directory

@@ -2,7 +2,8 @@
 # the .pxi files can refer to each other in any order and other Cython code can cimport them.
 from libc.stdint cimport int32_t, int64_t, uint32_t
 from llama cimport (llama_model, llama_vocab, llama_context, llama_memory_t, llama_batch,
-                    llama_sampler, llama_adapter_lora, llama_token_data_array)
+                    llama_sampler, llama_adapter_lora, llama_token_data_array,
+                    llama_model_tensor_buft_override)
 
 
 cdef class NativeArray:
@@ -16,6 +17,16 @@ cdef class NativeArray:
     cdef bint readonly
 
 
+cdef class Fit:
+    cdef float * _split
+    cdef llama_model_tensor_buft_override * _overrides
+    cdef readonly str status
+    cdef readonly int n_gpu_layers
+    cdef readonly int n_ctx
+    cdef readonly list tensor_split
+    cdef readonly int n_overrides
+
+
 cdef class Model:
     cdef llama_model * ptr
     cdef readonly str path
@@ -24,6 +35,7 @@ cdef class Model:
     cdef object _progress_error
     cdef int _children
     cdef dict _meta
+    cdef object _fit
     cdef llama_model * _p(self) except NULL
 
 

@@ -182,6 +182,11 @@ cdef class Context:
         """The KV cache (llama_memory_t) of this context."""
         return KVCache._of(self)
 
+    def allocated(self):
+        """Bytes this context and its model hold per device, as allocated (not estimated):
+        [{device, type, total, free, model, context, compute}, ...], devices first, "host" last."""
+        return context_memory(self)
+
     # --- decode / encode ------------------------------------------------------------------------
     def abort(self):
         """Ask a running decode to stop at the next graph node (any thread). Cleared by the next decode."""

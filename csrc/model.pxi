@@ -42,7 +42,8 @@ cdef class Model:
           check_tensors=False, kv_overrides=None)
 
     `progress(fraction) -> bool | None` is called during the load; returning False (or raising)
-    aborts it. `kv_overrides` maps GGUF keys to int/float/bool/str values.
+    aborts it. `kv_overrides` maps GGUF keys to int/float/bool/str values. `fit` (from
+    `fit_params`) loads with upstream's placement; it overrides n_gpu_layers and tensor_split.
     Thread-safety: read-only after construction; usable from any thread.
     """
 
@@ -52,7 +53,7 @@ cdef class Model:
 
     def __init__(self, path, *, int n_gpu_layers=-1, bint use_mmap=True, bint use_mlock=False,
                  bint vocab_only=False, progress=None, int main_gpu=0, str split_mode="layer",
-                 tensor_split=None, devices=None, bint check_tensors=False, kv_overrides=None):
+                 tensor_split=None, devices=None, bint check_tensors=False, kv_overrides=None, Fit fit=None):
         path = os.fspath(path)
         _check_gguf_file(path)
         if split_mode not in _SPLIT_MODES:
@@ -93,6 +94,14 @@ cdef class Model:
             if kv_overrides:
                 kvo = _kv_override_array(kv_overrides)
                 p.kv_overrides = kvo
+            if fit is not None:
+                # Upstream's placement (fit_params); its buffers live as long as this Model.
+                p.n_gpu_layers = fit.n_gpu_layers
+                if fit.tensor_split:
+                    p.tensor_split = fit._split
+                if fit.n_overrides:
+                    p.tensor_buft_overrides = fit._overrides
+                self._fit = fit
             if progress is not None:
                 self._progress = progress
                 p.progress_callback = _progress_trampoline

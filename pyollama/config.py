@@ -249,8 +249,9 @@ VARS: tuple[Var, ...] = (
         "Extra allowed CORS origins, comma separated, * wildcards allowed"),
     Var("FLASH_ATTENTION", _flash, "auto",
         "Flash attention: 1 on, 0 off (default auto)"),
-    Var("KV_CACHE_TYPE", _kv_type, "f16",
-        "KV cache type: f16, q8_0 or q4_0; quantized types need flash attention (default f16)"),
+    Var("KV_CACHE_TYPE", _kv_type, "",
+        "KV cache type: f16, q8_0 or q4_0; quantized types need flash attention (default f16, or q8_0/q4_0 "
+        "when that lets every layer fit on the GPU)"),
     Var("GPU_OVERHEAD", _nonneg_int, 0,
         "Bytes of VRAM to keep free on each GPU (default 0)"),
     Var("SCHED_SPREAD", parse_bool, False,
@@ -333,7 +334,7 @@ class Config:
     max_queue: int = 512
     origins: tuple[str, ...] = ()
     flash_attention: str = "auto"
-    kv_cache_type: str = "f16"
+    kv_cache_type: str = ""         # "": f16, quantized by the scheduler when that fits the GPU
     gpu_overhead: int = 0
     sched_spread: bool = False
     load_timeout: float = 300.0
@@ -355,7 +356,7 @@ class Config:
             value = _lookup(var, env, warnings)
             if value is not _UNSET:
                 values[var.name.lower()] = value
-        if values.get("kv_cache_type", "f16") != "f16" and values.get("flash_attention") == "off":
+        if values.get("kv_cache_type", "f16") not in ("", "f16") and values.get("flash_attention") == "off":
             warnings.append("OLLAMA_KV_CACHE_TYPE needs flash attention, which is off: using f16")
             values["kv_cache_type"] = "f16"
         for w in warnings:

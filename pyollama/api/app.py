@@ -105,7 +105,7 @@ def create_app(cfg: Config, *, store: Store | None = None, scheduler: Scheduler 
     if scheduler is None:
         scheduler = Scheduler(factory or runner_factory(cfg), memory=probe, max_runners=cfg.max_runners(len(m.gpus)),
                               max_queue=cfg.max_queue, keep_alive=cfg.keep_alive, load_timeout=cfg.load_timeout,
-                              gpu_overhead=cfg.gpu_overhead)
+                              gpu_overhead=cfg.gpu_overhead, spread=cfg.sched_spread)
     state = ServerState(cfg=cfg, store=store, sched=scheduler, total_vram=m.gpu_total)
 
     @contextlib.asynccontextmanager

@@ -121,11 +121,14 @@ async def ps(request: Request) -> Response:
     for e in st.sched.loaded():
         info = e.req.info
         expires = st.sched.expires_wall(e)
-        # Sizes are the scheduler's booking (weights + KV + compute); size_vram == size means all on GPU.
+        # Sizes are what the runner allocated (weights + KV + compute, upstream's accounting; the
+        # booking where it could not say); size_vram == size means all on GPU. kv_cache_type is ours:
+        # the type loaded, which the scheduler may have quantized to fit the GPU.
         models.append((expires, {
             "name": info.get("model", e.req.name), "model": info.get("model", e.req.name),
             "size": int(e.placement.total), "digest": info.get("digest", ""), "details": info.get("details", {}),
             "expires_at": _wall_time(expires), "size_vram": int(e.placement.vram),
+            "kv_cache_type": getattr(e.spec, "kv_cache_type", "") or "f16",
             "context_length": int(e.runner_info.get("n_ctx") or e.spec.num_ctx)}))
     models.sort(key=lambda m: -m[0])
     return JSONResponse({"models": [m for _, m in models]})

@@ -7,6 +7,7 @@ requests run between steps. The same interface is offered by ProcessRunner (chil
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import queue
 import threading
@@ -20,6 +21,8 @@ from pyollama.engine.llm import default_threads
 from pyollama.errors import NativeError, PyollamaError, RunnerDied
 from pyollama.runner.batcher import BatchLoop
 from pyollama.runner.types import ErrorEvent, RunnerSpec, SeqRequest, Stream
+
+log = logging.getLogger("pyollama.runner")
 
 _ids = itertools.count(1)
 
@@ -38,13 +41,15 @@ class Runner:
         self._error: BaseException | None = None
         self._adapters: list = []
         self.load_duration = 0
+        self.n_gpu_layers = spec.num_gpu     # as loaded (upstream's choice after a fit)
 
     # --- lifecycle -------------------------------------------------------------------------------
     def start(self) -> Runner:
         """Load the model and start the loop (blocking)."""
         t0 = time.perf_counter_ns()
         s = self.spec
-        self.model = _native.Model(s.model_path, n_gpu_layers=s.num_gpu, main_gpu=s.main_gpu, use_mmap=s.use_mmap)
+        self.model = _native.Model(s.model_path, n_gpu_layers=s.num_gpu, main_gpu=s.main_gpu, use_mmap=s.use_mmap,
+                                   devices=list(s.devices) or None, fit=self._fit())
         self._adapters = [(_native.LoraAdapter(self.model, p), scale) for p, scale in s.adapters]
         self.loop = BatchLoop(self.model, num_ctx=s.num_ctx, parallel=s.parallel, num_batch=s.num_batch,
                               num_thread=s.num_thread or default_threads(), flash_attn=s.flash_attn,
@@ -54,6 +59,20 @@ class Runner:
         self._thread.start()
         self.load_duration = time.perf_counter_ns() - t0
         return self
+
+    def _fit(self) -> _native.Fit | None:
+        """Upstream's layer placement for a partial offload (the scheduler asked for it with a margin)."""
+        s = self.spec
+        if s.fit_margin <= 0:
+            return None
+        fit = _native.fit_params(
+            s.model_path, s.fit_margin, n_ctx=s.num_ctx * s.parallel, n_seq_max=s.parallel, n_batch=s.num_batch,
+            n_ubatch=s.num_batch, type_k=s.kv_cache_type, type_v=s.kv_cache_type,
+            flash_attn={True: "on", False: "off"}.get(s.flash_attn, s.flash_attn), embeddings=s.embedding,
+            devices=list(s.devices) or None)
+        log.info("upstream placement for %s: %s", os.path.basename(s.model_path), fit)
+        self.n_gpu_layers = fit.n_gpu_layers
+        return fit
 
     @property
     def alive(self) -> bool:
@@ -119,8 +138,12 @@ class Runner:
             return {"n_ctx": 0, "parallel": self.spec.parallel, "size": 0, "size_vram": 0, "n_params": 0,
                     "arch": "", "embedding_only": self.spec.embedding, "bos_token": "", "eos_token": ""}
         v = m.vocab
+        memory = self.loop.ctx.allocated() if self.loop else []
+        vram = sum(u["model"] + u["context"] + u["compute"] for u in memory if u["type"] != "host")
         return {"n_ctx": self.loop.n_ctx_slot if self.loop else 0, "parallel": self.spec.parallel,
-                "size": m.size, "size_vram": 0, "n_params": m.n_params, "arch": m.arch,
+                "size": sum(u["model"] + u["context"] + u["compute"] for u in memory) or m.size,
+                "size_vram": vram, "memory": memory, "n_gpu_layers": self.n_gpu_layers,
+                "kv_cache_type": self.spec.kv_cache_type, "n_params": m.n_params, "arch": m.arch,
                 "embedding_only": self.spec.embedding,
                 "bos_token": v.text(v.bos) if v.bos >= 0 else "",
                 "eos_token": v.text(v.eos) if v.eos >= 0 else ""}

@@ -25,6 +25,9 @@ class RunnerSpec:
     embedding: bool = False      # load for embeddings (pooled outputs)
     flash_attn: str = "auto"
     kv_cache_type: str = "f16"
+    kv_adapt: bool = False       # the scheduler may quantize the KV cache to fit the GPU (type not set by the user)
+    devices: tuple[str, ...] = ()   # offload devices by name (empty: every GPU)
+    fit_margin: int = 0          # > 0: upstream's planner places the layers, leaving this many bytes per GPU
 
 
 @dataclass

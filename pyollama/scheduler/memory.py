@@ -72,13 +72,15 @@ class Estimate:
 
 @dataclass(frozen=True)
 class Placement:
-    """Where a runner goes: ``gpu_layers`` (the resolved num_gpu), bytes in VRAM and in system RAM."""
+    """Where a runner goes: ``gpu_layers`` (the resolved num_gpu), bytes in VRAM and in system RAM, and
+    the KV cache type it loads with."""
 
     gpu_layers: int
     vram: int
     ram: int
     fits: bool
     reason: str = ""
+    kv_cache_type: str = ""
 
     @property
     def total(self) -> int:

@@ -76,7 +76,8 @@ def runner_spec(model_path: str | Path, opts: Mapping[str, Any], cfg: Config, *,
         model_path=str(model_path), adapters=tuple((str(a), 1.0) for a in adapters), num_ctx=num_ctx,
         num_batch=num_batch, num_gpu=_int_opt(opts, "num_gpu", -1), main_gpu=_int_opt(opts, "main_gpu", 0),
         num_thread=num_thread, use_mmap=True if use_mmap is None else bool(use_mmap), parallel=parallel,
-        embedding=embedding, flash_attn=cfg.flash_attention, kv_cache_type=cfg.kv_cache_type)
+        embedding=embedding, flash_attn=cfg.flash_attention, kv_cache_type=cfg.kv_cache_type or "f16",
+        kv_adapt=not cfg.kv_cache_type)
 
 
 def load_request(name: str, model_path: str | Path, opts: Mapping[str, Any], cfg: Config, *,

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pyollama.errors import InsufficientMemory, LoadTimeout, QueueFull, ShuttingDown
-from pyollama.scheduler import policy
+from pyollama.scheduler import fit, policy
 from pyollama.scheduler.keepalive import format_keep_alive
 from pyollama.scheduler.memory import Estimate, Memory, Placement, place, probe
 
@@ -128,9 +128,12 @@ class _Waiter:
 class Scheduler:
     def __init__(self, factory: Callable[[Any], Any], *, memory: Callable[[], Memory] = probe,
                  clock: Callable[[], float] = time.monotonic, max_runners: int = 3, max_queue: int = 512,
-                 keep_alive: float = 300.0, load_timeout: float = 300.0, gpu_overhead: int = 0):
+                 keep_alive: float = 300.0, load_timeout: float = 300.0, gpu_overhead: int = 0,
+                 spread: bool = False, measure: fit.Measure | None = fit.measure_native):
         self._factory = factory
         self._memory = memory
+        self._measure = measure         # None: the header-based estimate only (memory.place)
+        self.spread = spread
         self._clock = clock
         self.max_runners = max(1, max_runners)
         self.max_queue = max(1, max_queue)
@@ -341,17 +344,14 @@ class Scheduler:
                 continue
             mem = await asyncio.to_thread(self._memory)
             booked = list(self._entries.values())
-            placement = place(req.estimate, mem, num_gpu=req.spec.num_gpu,
-                              reserved_ram=sum(e.placement.ram for e in booked),
-                              reserved_vram=sum(e.placement.vram for e in booked),
-                              gpu_overhead=self.gpu_overhead)
+            placement, spec = await asyncio.to_thread(self._plan, req, mem, booked)
             partial = bool(mem.gpus) and booked and placement.gpu_layers < req.estimate.layers
             if not placement.fits or partial:
                 if booked:
                     await self._evict(changed, w, placement.reason or "not enough GPU memory")
                     continue
                 raise InsufficientMemory(placement.reason)
-            return await self._load(req, placement, mem, w.keep_alive)
+            return await self._load(req, placement, spec, w.keep_alive)
 
     async def _wait(self, changed: asyncio.Event, w: _Waiter) -> None:
         if not w.fut.done():
@@ -373,13 +373,28 @@ class Scheduler:
         log.info("waiting for %s to finish its requests (%s)", victim.req.name, why)
         await self._wait(changed, w)
 
-    async def _load(self, req: LoadRequest, placement: Placement, mem: Memory, keep_alive: float) -> Entry:
+    def _plan(self, req: LoadRequest, mem: Memory, booked: list[Entry]) -> tuple[Placement, Any]:
+        """Placement and the spec to load, from upstream's measured figures (``fit.plan``); from the
+        header-based estimate where those cannot be had (no native build, a file libllama rejects —
+        its load then fails with the reason)."""
+        kw = {"reserved_ram": sum(e.placement.ram for e in booked),
+              "reserved_vram": sum(e.placement.vram for e in booked), "gpu_overhead": self.gpu_overhead}
+        if self._measure is not None:
+            try:
+                return fit.plan(req.spec, mem, measure=self._measure, spread=self.spread, **kw)
+            except Exception as e:  # noqa: BLE001 - any failure to measure falls back to the estimate
+                log.debug("cannot measure %s (%s); using the estimate", req.name, e)
+        placement = place(req.estimate, mem, num_gpu=req.spec.num_gpu, **kw)
         spec = req.spec
         if mem.gpus and spec.num_gpu < 0:
             spec = dataclasses.replace(spec, num_gpu=placement.gpu_layers)
-        log.info("loading %s (%.2f GiB, %d/%d layers on GPU, num_ctx %s, parallel %s)", req.name,
+        return placement, spec
+
+    async def _load(self, req: LoadRequest, placement: Placement, spec: Any, keep_alive: float) -> Entry:
+        log.info("loading %s (%.2f GiB, %d/%d layers on GPU%s, KV cache %s, num_ctx %s, parallel %s)", req.name,
                  placement.total / (1 << 30), placement.gpu_layers, req.estimate.layers,
-                 getattr(spec, "num_ctx", "?"), getattr(spec, "parallel", "?"))
+                 " " + ",".join(getattr(spec, "devices", ())) if getattr(spec, "devices", ()) else "",
+                 getattr(spec, "kv_cache_type", "?"), getattr(spec, "num_ctx", "?"), getattr(spec, "parallel", "?"))
         runner = self._factory(spec)
         t0 = time.perf_counter_ns()
         loading = asyncio.ensure_future(asyncio.to_thread(_start, runner))
@@ -398,9 +413,9 @@ class Scheduler:
                 raise LoadTimeout(f"timed out waiting for {req.name} to load "
                                   f"(OLLAMA_LOAD_TIMEOUT={format_keep_alive(self.load_timeout)})") from None
             raise
-        entry = Entry(req=req, spec=spec, runner=runner, placement=placement, keep_alive=keep_alive,
-                      load_duration=time.perf_counter_ns() - t0,
-                      runner_info=loading.result())
+        info = loading.result()
+        entry = Entry(req=req, spec=spec, runner=runner, placement=_allocated(placement, info),
+                      keep_alive=keep_alive, load_duration=time.perf_counter_ns() - t0, runner_info=info)
         # Counts down until the waiting request takes it (if its client left meanwhile, it still expires).
         entry.expires_at = None if math.isinf(keep_alive) else self._clock() + keep_alive
         self._entries[req.key] = entry
@@ -416,6 +431,19 @@ class Scheduler:
             delay = 2.0 if nxt is None else max(0.0, min(2.0, nxt - self._clock()))
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(changed.wait(), delay)
+
+
+def _allocated(placement: Placement, info: dict) -> Placement:
+    """The booking corrected to what the runner really allocated (``info["memory"]``: per device,
+    host last), so /api/ps and later placements see real bytes."""
+    usage = info.get("memory")
+    if not usage:
+        return placement
+    vram = sum(u["model"] + u["context"] + u["compute"] for u in usage if u.get("type") != "host")
+    ram = sum(u["model"] + u["context"] + u["compute"] for u in usage if u.get("type") == "host")
+    layers = info.get("n_gpu_layers", placement.gpu_layers)
+    return dataclasses.replace(placement, vram=vram, ram=ram,
+                               gpu_layers=placement.gpu_layers if layers is None or layers < 0 else layers)
 
 
 def _start(runner: Any) -> dict:

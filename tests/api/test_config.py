@@ -13,7 +13,7 @@ def test_defaults_match_ollama():
     c = Config.from_env({})
     assert (c.host.host, c.host.port) == ("127.0.0.1", 11434)
     assert c.keep_alive == 300 and c.num_parallel == 1 and c.max_queue == 512 and c.max_loaded_models == 0
-    assert c.flash_attention == "auto" and c.kv_cache_type == "f16" and c.api_key == "" and c.warnings == ()
+    assert c.flash_attention == "auto" and c.kv_cache_type == "" and c.api_key == "" and c.warnings == ()
     assert c.max_runners(0) == 3 and c.max_runners(2) == 6
     assert (c.default_num_ctx(0), c.default_num_ctx(24 << 30), c.default_num_ctx(80 << 30)) == (4096, 32768, 262144)
 
@@ -31,7 +31,7 @@ def test_keep_alive_env_takes_seconds_or_durations(text, seconds):
 
 def test_bad_values_are_reported_and_ignored():
     c = Config.from_env({"OLLAMA_NUM_PARALLEL": "lots", "OLLAMA_MAX_QUEUE": "0", "OLLAMA_KV_CACHE_TYPE": "q3"})
-    assert c.num_parallel == 1 and c.max_queue == 512 and c.kv_cache_type == "f16"
+    assert c.num_parallel == 1 and c.max_queue == 512 and c.kv_cache_type == ""
     assert len(c.warnings) == 3 and all("invalid setting" in w for w in c.warnings)
 
 

@@ -6,11 +6,13 @@ private socketpair, never a listening port.
 from __future__ import annotations
 
 import pickle
+import select
 import socket
 import struct
 import threading
 
 _LEN = struct.Struct("!I")
+MAX_MESSAGE = (1 << 32) - 1
 
 
 class Channel:
@@ -20,9 +22,26 @@ class Channel:
         self._rfile = sock.makefile("rb", buffering=1 << 16)
 
     def send(self, msg) -> None:
+        """Write one message whole. The socket may be non-blocking (an event loop polls the parent's
+        end, and uvloop makes polled fds non-blocking): then this waits for room instead of leaving
+        half a frame behind, which would desynchronize every later message."""
         data = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
+        if len(data) > MAX_MESSAGE:
+            raise ValueError(f"message of {len(data)} bytes is larger than the runner channel carries "
+                             f"({MAX_MESSAGE})")
+        view = memoryview(_LEN.pack(len(data)) + data)
         with self._send_lock:
-            self.sock.sendall(_LEN.pack(len(data)) + data)
+            poller = None
+            while view:
+                try:
+                    n = self.sock.send(view)
+                except BlockingIOError:
+                    if poller is None:
+                        poller = select.poll()
+                        poller.register(self.sock.fileno(), select.POLLOUT)
+                    poller.poll()
+                    continue
+                view = view[n:]
 
     def recv(self):
         """The next message, or None when the other end is gone."""

@@ -204,7 +204,10 @@ class Probe:
                 if not total:
                     free, total = int(d.get("memory_free", 0)), int(d.get("memory_total", 0))
                 continue
-            gpus.append(Gpu(str(d.get("description") or d.get("name")), int(d.get("memory_free", 0)),
+            if d.get("type") not in ("gpu", "igpu"):
+                continue                    # accelerators such as BLAS hold no layers of their own
+            # ggml's device name (CUDA0): what a load's device list takes
+            gpus.append(Gpu(str(d.get("name") or d.get("description")), int(d.get("memory_free", 0)),
                             int(d.get("memory_total", 0))))
         if not total:
             pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")

@@ -1,10 +1,10 @@
 # Process-wide set-up: logging, backend discovery (ggml's dynamic backends), device listing.
-import logging
 import os
 
 from ggml cimport (ggml_backend_dev_t, ggml_backend_reg_t, ggml_backend_dev_props,
                    ggml_backend_dev_count, ggml_backend_dev_get, ggml_backend_dev_get_props,
                    ggml_backend_dev_backend_reg, ggml_backend_reg_name, ggml_backend_reg_count,
+                   ggml_backend_reg_get,
                    ggml_backend_load_all, ggml_backend_load_all_from_path,
                    GGML_BACKEND_DEVICE_TYPE_CPU, GGML_BACKEND_DEVICE_TYPE_GPU,
                    GGML_BACKEND_DEVICE_TYPE_IGPU, GGML_BACKEND_DEVICE_TYPE_ACCEL,
@@ -32,24 +32,8 @@ def backend_dir():
     return here if os.path.isdir(here) else os.path.dirname(os.path.realpath(__file__))
 
 
-class _LoadFailures(logging.Filter):
-    """Catches ggml's "failed to load <module>: <dlerror>" lines while backends load, so each failed
-    backend gets one line saying which, why and what serves instead."""
-
-    def __init__(self):
-        super().__init__()
-        self.failed = []
-
-    def filter(self, record):
-        msg = record.getMessage()
-        if "failed to load " in msg and ": " in msg.split("failed to load ", 1)[1]:
-            path, why = msg.split("failed to load ", 1)[1].split(": ", 1)
-            self.failed.append((path.strip(), why.strip()))
-            return False
-        return True
-
-
 _backend_failures = []
+_NOT_BACKENDS = ("libggml-base.", "libggml-cpu")   # the base library; CPU variants not picked are not failures
 
 
 def backend_failures():
@@ -58,25 +42,46 @@ def backend_failures():
     return list(_backend_failures)
 
 
+def _find_load_failures(str folder):
+    """ggml loads backends silently; for each module in ``folder`` whose backend did not register,
+    ask the dynamic loader why (dlopen's message), or say it found no device."""
+    import ctypes
+    registered = {_s(ggml_backend_reg_name(ggml_backend_reg_get(i))).lower() for i in range(ggml_backend_reg_count())}
+    out = []
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return out
+    for name in names:
+        if not (name.startswith("libggml-") and name.endswith(".so")) or name.startswith(_NOT_BACKENDS):
+            continue
+        backend = name[len("libggml-"):-len(".so")]
+        if backend.lower() in registered:
+            continue
+        path = os.path.join(folder, name)
+        try:
+            ctypes.CDLL(path, mode=os.RTLD_LAZY | os.RTLD_LOCAL)
+        except OSError as e:
+            out.append((path, str(e).replace(path + ": ", "")))
+        else:
+            out.append((path, "it loads but found no usable device"))
+    return out
+
+
 def _init():
     _install_log_callback()
     with nogil:
         llama_backend_init()
     path = backend_dir().encode()
     cdef const char * cpath = path
-    catch = _LoadFailures()
-    _native_logger.addFilter(catch)
-    try:
-        with nogil:
-            ggml_backend_load_all_from_path(cpath)
-    finally:
-        _native_logger.removeFilter(catch)
-    _backend_failures[:] = catch.failed
-    for failed, why in catch.failed:
-        name = os.path.basename(failed).removeprefix("libggml-").split(".")[0].upper()
-        _native_logger.warning("%s backend not loaded (%s): %s; the other backends (%s) serve", name, failed, why,
-                               ", ".join(sorted({_s(ggml_backend_reg_name(ggml_backend_dev_backend_reg(
-                                   ggml_backend_dev_get(i)))) for i in range(ggml_backend_dev_count())})) or "none")
+    with nogil:
+        ggml_backend_load_all_from_path(cpath)
+    _backend_failures[:] = _find_load_failures(backend_dir())
+    serving = ", ".join(sorted({_s(ggml_backend_reg_name(ggml_backend_reg_get(i)))
+                                for i in range(ggml_backend_reg_count())})) or "none"
+    for failed, why in _backend_failures:
+        name = os.path.basename(failed)[len("libggml-"):-len(".so")].upper()
+        _native_logger.warning("%s backend not loaded (%s): %s; %s serves", name, failed, why, serving)
     if ggml_backend_dev_count() == 0:
         with nogil:
             ggml_backend_load_all()   # next to the executable / working directory

@@ -139,7 +139,7 @@ class Runner:
                     "arch": "", "embedding_only": self.spec.embedding, "bos_token": "", "eos_token": ""}
         v = m.vocab
         memory = self.loop.ctx.allocated() if self.loop else []
-        vram = sum(u["model"] + u["context"] + u["compute"] for u in memory if u["type"] != "host")
+        vram = sum(u["model"] + u["context"] + u["compute"] for u in memory if u["type"] in ("gpu", "igpu"))
         return {"n_ctx": self.loop.n_ctx_slot if self.loop else 0, "parallel": self.spec.parallel,
                 "size": sum(u["model"] + u["context"] + u["compute"] for u in memory) or m.size,
                 "size_vram": vram, "memory": memory, "n_gpu_layers": self.n_gpu_layers,

@@ -34,6 +34,9 @@ log = logging.getLogger("pyollama.scheduler")
 # outside the measured buffers, and allocations fragment.
 GPU_MARGIN = 512 * MIB
 KV_FALLBACKS = ("q8_0", "q4_0")
+# Device types whose bytes count as VRAM; the rest (the host, CPU buffers such as repacked weights)
+# is system memory.
+GPU_TYPES = ("gpu", "igpu")
 
 
 @dataclass(frozen=True)
@@ -60,11 +63,11 @@ class Measured:
 
     @property
     def vram(self) -> int:
-        return sum(u.total for u in self.devices if u.type != "host")
+        return sum(u.total for u in self.devices if u.type in GPU_TYPES)
 
     @property
     def ram(self) -> int:
-        return sum(u.total for u in self.devices if u.type == "host")
+        return sum(u.total for u in self.devices if u.type not in GPU_TYPES)
 
     @property
     def total(self) -> int:
@@ -127,7 +130,7 @@ def config_of(spec, **changes) -> Config:
 def _gpu_need(m: Measured, gpu: str | None = None) -> int:
     """GPU bytes of a full offload. Measured where the GPUs were visible: upstream's own split; measured
     without them (figures for devices this process cannot see): everything but nothing else."""
-    if any(u.type != "host" for u in m.devices):
+    if any(u.type in GPU_TYPES for u in m.devices):
         return m.on(gpu) if gpu is not None else m.vram
     return m.total
 
@@ -150,7 +153,7 @@ def plan(spec, mem: Memory, *, measure: Measure = measure_native, reserved_ram: 
 
     if spec.num_gpu >= 0:                           # the user chose the layer count
         n = min(spec.num_gpu, layers)
-        vram = _gpu_need(base) if any(u.type != "host" for u in base.devices) else base.total * n // layers
+        vram = _gpu_need(base) if any(u.type in GPU_TYPES for u in base.devices) else base.total * n // layers
         if n and vram > room:
             return Placement(n, vram, base.total - vram, False,
                              f"num_gpu {spec.num_gpu} needs {vram / GIB:.1f} GiB of GPU memory, "
@@ -181,8 +184,8 @@ def plan(spec, mem: Memory, *, measure: Measure = measure_native, reserved_ram: 
     # Partial offload: layers by the measured per-layer cost; the runner lets upstream's planner
     # place them exactly with the same margin.
     gpu = _gpu_need(base)
-    if any(u.type != "host" for u in base.devices):
-        fixed = sum(u.compute for u in base.devices if u.type != "host")
+    if any(u.type in GPU_TYPES for u in base.devices):
+        fixed = sum(u.compute for u in base.devices if u.type in GPU_TYPES)
     else:
         fixed = max(u.compute for u in base.devices)
     per_layer = max(1, (gpu - fixed) // layers)
@@ -195,7 +198,7 @@ def plan(spec, mem: Memory, *, measure: Measure = measure_native, reserved_ram: 
 def _full_offload(m: Measured, mem: Memory, usable: dict[str, int], room: int,
                   spread: bool) -> tuple[tuple[str, ...], int] | None:
     """(devices, bytes) of a full offload that fits, preferring one GPU unless ``spread``."""
-    visible = any(u.type != "host" for u in m.devices)
+    visible = any(u.type in GPU_TYPES for u in m.devices)
     if not spread and len(mem.gpus) > 1:
         # One GPU if it can hold everything (the one with most room), as Ollama does.
         one = m.vram if visible else m.total
@@ -203,7 +206,7 @@ def _full_offload(m: Measured, mem: Memory, usable: dict[str, int], room: int,
             if one <= min(usable[g.name], room):
                 return (g.name,), one
     if visible:
-        if all(u.total <= usable.get(u.device, room) for u in m.devices if u.type != "host") and m.vram <= room:
+        if all(u.total <= usable.get(u.device, room) for u in m.devices if u.type in GPU_TYPES) and m.vram <= room:
             return (), m.vram
         return None
     return ((), m.total) if m.total <= room else None

@@ -439,8 +439,8 @@ def _allocated(placement: Placement, info: dict) -> Placement:
     usage = info.get("memory")
     if not usage:
         return placement
-    vram = sum(u["model"] + u["context"] + u["compute"] for u in usage if u.get("type") != "host")
-    ram = sum(u["model"] + u["context"] + u["compute"] for u in usage if u.get("type") == "host")
+    vram = sum(u["model"] + u["context"] + u["compute"] for u in usage if u.get("type") in fit.GPU_TYPES)
+    ram = sum(u["model"] + u["context"] + u["compute"] for u in usage if u.get("type") not in fit.GPU_TYPES)
     layers = info.get("n_gpu_layers", placement.gpu_layers)
     return dataclasses.replace(placement, vram=vram, ram=ram,
                                gpu_layers=placement.gpu_layers if layers is None or layers < 0 else layers)

@@ -141,3 +141,94 @@ def write_tiny_lora(path: Path, *, arch: str = "llama", n_embd: int = 576, rank:
     w.add_tensor(target + ".lora_b", np.zeros((n_embd, rank), dtype=np.float32))
     save(w)
     return path
+
+
+# Keys a tokenizer may need beyond _COPY_KEYS: BPE vocabularies (gpt2/llama-bpe) need their merges.
+_COPY_KEYS_BPE = _COPY_KEYS + ("tokenizer.ggml.merges", "tokenizer.ggml.padding_token_id")
+_CHUNK = 1 << 22     # elements per random stream: fixes the values whatever the thread count
+
+
+def _normal(pool, seed: int, index: int, shape: tuple[int, ...], scale: float, dtype) -> np.ndarray:
+    """N(0, scale²) values of ``shape`` in ``dtype``, drawn in fixed chunks of independent streams
+    (seed, tensor index, chunk index) on the threads of ``pool`` (numpy releases the GIL while it draws)."""
+    out = np.empty(int(np.prod(shape)), dtype)
+
+    def fill(c: int) -> None:
+        lo, hi = c * _CHUNK, min(out.size, (c + 1) * _CHUNK)
+        a = np.random.default_rng([seed, index, c]).standard_normal(hi - lo, dtype=np.float32)
+        a *= scale
+        out[lo:hi] = a
+
+    list(pool.map(fill, range((out.size + _CHUNK - 1) // _CHUNK)))
+    return out.reshape(shape)
+
+
+def write_random_llama(path: Path, vocab_gguf: Path, *, n_embd: int, n_layer: int, n_head: int, n_head_kv: int,
+                       n_ff: int, n_ctx: int = 131072, seed: int = 0, scale: float = 0.02,
+                       file_type: int = gguf.LlamaFileType.MOSTLY_F16, rope_freq_base: float = 500000.0,
+                       tied: bool = True, name: str | None = None, threads: int = 0) -> Path:
+    """A full-size Llama-architecture model with random weights (N(0, ``scale``), fixed ``seed``) and
+    ``vocab_gguf``'s tokenizer (merges included), for speed and exactness checks at real sizes: e.g.
+    Llama 3.2 1B's shape is n_embd 2048, n_layer 16, n_head 32, n_head_kv 8, n_ff 8192 with the
+    llama-bpe vocabulary (1.24 B parameters, tied embeddings). Weights are drawn on ``threads`` threads
+    (0: all cores) in float32, the same values whatever the thread count; norms are ones, so activations
+    stay well scaled."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pyollama.store import gguf_meta
+
+    dtype = _DTYPES[gguf.LlamaFileType(file_type)]
+    head_dim = n_embd // n_head
+    # pyollama's reader: a 128k-token vocabulary with its merges in about a second (GGUFReader: ~10 s)
+    src = gguf_meta.read(vocab_gguf, max_array=None, tensors=False).kv
+    n_vocab = len(src["tokenizer.ggml.tokens"])
+
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_name(name if name is not None else f"random-llama-{n_embd}x{n_layer}-{seed}")
+    w.add_context_length(n_ctx)
+    w.add_embedding_length(n_embd)
+    w.add_block_count(n_layer)
+    w.add_feed_forward_length(n_ff)
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_head_kv)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_rope_dimension_count(head_dim)
+    w.add_rope_freq_base(rope_freq_base)
+    w.add_vocab_size(n_vocab)
+    w.add_file_type(file_type)
+    for key in _COPY_KEYS_BPE:
+        value = src.get(key)
+        if isinstance(value, list):
+            w.add_array(key, value)            # strings, int32 token types, float32 scores
+        elif isinstance(value, str):
+            w.add_string(key, value)
+        elif isinstance(value, bool):
+            w.add_bool(key, value)
+        elif isinstance(value, int):
+            w.add_uint32(key, value)           # token ids
+
+    with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
+        index = 0
+
+        def t(tensor: str, *shape: int) -> None:
+            nonlocal index
+            index += 1
+            w.add_tensor(tensor, _normal(pool, seed, index, shape, scale, dtype))
+
+        t("token_embd.weight", n_vocab, n_embd)
+        for i in range(n_layer):
+            w.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(n_embd, np.float32))
+            t(f"blk.{i}.attn_q.weight", n_head * head_dim, n_embd)
+            t(f"blk.{i}.attn_k.weight", n_head_kv * head_dim, n_embd)
+            t(f"blk.{i}.attn_v.weight", n_head_kv * head_dim, n_embd)
+            t(f"blk.{i}.attn_output.weight", n_embd, n_head * head_dim)
+            w.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(n_embd, np.float32))
+            t(f"blk.{i}.ffn_gate.weight", n_ff, n_embd)
+            t(f"blk.{i}.ffn_up.weight", n_ff, n_embd)
+            t(f"blk.{i}.ffn_down.weight", n_embd, n_ff)
+        w.add_tensor("output_norm.weight", np.ones(n_embd, np.float32))
+        if not tied:
+            t("output.weight", n_vocab, n_embd)
+    save(w)
+    return path

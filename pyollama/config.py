@@ -29,6 +29,7 @@ from typing import Any
 log = logging.getLogger("pyollama.config")
 
 DEFAULT_PORT = 11434
+MAX_BODY = 32 * 1024 * 1024       # PYOLLAMA_MAX_BODY default; why this figure: its help text below
 
 # --- Go syntax helpers -----------------------------------------------------------------------------
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -266,8 +267,10 @@ VARS: tuple[Var, ...] = (
         "Log more: 1 debug, 2 trace"),
     Var("API_KEY", str, "",
         "Require 'Authorization: Bearer <key>' on every request (default: no key)", ollama=False),
-    Var("MAX_BODY", _pos_int, 256 * 1024 * 1024,
-        "Largest JSON request body in bytes; blob uploads are exempt (default 256 MiB)", ollama=False),
+    Var("MAX_BODY", _pos_int, MAX_BODY,
+        "Largest JSON request body in bytes, checked while reading; blob uploads are exempt (default "
+        "32 MiB: a 128k-token chat is ~0.5 MiB of JSON, the rest is room for base64 images, ~20 photos of "
+        "1 MiB; a body costs ~4x its size in server memory while it is decoded)", ollama=False),
     Var("RUNNER", _runner_mode, "process",
         "Where loaded models run: process (a child per model, default) or thread (in the server)",
         ollama=False),
@@ -342,7 +345,7 @@ class Config:
     nohistory: bool = False
     debug: int = 0
     api_key: str = ""
-    max_body: int = 256 * 1024 * 1024
+    max_body: int = MAX_BODY
     runner: str = "process"
     warnings: tuple[str, ...] = ()
 

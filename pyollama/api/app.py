@@ -15,6 +15,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -92,8 +93,40 @@ async def _http_error(request: Request, exc: Exception) -> Response:
                         status_code=exc.status_code, headers=exc.headers)
 
 
-async def _unexpected(request: Request, exc: Exception) -> Response:
-    return error_response(exc, surface_of(request.url.path))
+class CatchAll:
+    """Answers every exception a route lets escape, inside Starlette's ServerErrorMiddleware: that one
+    sends its 500 and then re-raises, and the server resets the connection — a keep-alive client's *next*
+    request would fail. Here the error becomes a response (in the path's API shape) and the connection
+    stays usable. A response already under way is ended cleanly (a stream reports its own errors)."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = {"started": False, "ended": False}
+
+        async def tracked(msg: dict[str, Any]) -> None:
+            if msg["type"] == "http.response.start":
+                state["started"] = True
+            elif msg["type"] == "http.response.body" and not msg.get("more_body", False):
+                state["ended"] = True
+            await send(msg)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:  # noqa: BLE001 - the point: nothing escapes to the server
+            if not state["started"]:
+                await error_response(exc, surface_of(scope.get("path", "")))(scope, receive, send)
+                return
+            log.error("request failed after its response began: %s", exc, exc_info=True)
+            if not state["ended"]:
+                try:
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                except Exception:  # noqa: BLE001 - the client is gone
+                    pass
 
 
 def create_app(cfg: Config, *, store: Store | None = None, scheduler: Scheduler | None = None,
@@ -117,7 +150,7 @@ def create_app(cfg: Config, *, store: Store | None = None, scheduler: Scheduler 
             log.info("shutting down: unloading %d model(s)", len(scheduler.loaded()))
             await scheduler.close()
 
-    app = Starlette(routes=ROUTES, lifespan=lifespan, exception_handlers={
-        PyollamaError: _pyollama_error, HTTPException: _http_error, Exception: _unexpected})
+    app = Starlette(routes=ROUTES, lifespan=lifespan, middleware=[Middleware(CatchAll)], exception_handlers={
+        PyollamaError: _pyollama_error, HTTPException: _http_error})
     app.state.server = state
     return Guard(app, cfg)

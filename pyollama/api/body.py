@@ -10,7 +10,7 @@ import binascii
 import datetime as _dt
 import json
 import logging
-import math
+import re
 import time
 from typing import Any
 
@@ -22,22 +22,65 @@ from pyollama.store import options as opts
 log = logging.getLogger("pyollama.api")
 
 THINK_LEVELS = ("low", "medium", "high", "max")
-# Options pyollama reads that Ollama's table lacks: per-model parallel slots (Ollama #4894).
-EXTRA_OPTIONS = {"num_parallel": "int"}
+# Deeper than any real schema, tool call or message list nests, and shallow enough that everything
+# recursive downstream (schema → grammar, template printing, json.dumps) stays far from Python's stack limit.
+MAX_DEPTH = 128
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 async def read_json(request: Request) -> dict[str, Any]:
     """The body as a JSON object. Empty → ``missing request body``; malformed → the decoder's message."""
-    raw = await request.body()
+    return parse_json(await request.body())
+
+
+def parse_json(raw: bytes) -> dict[str, Any]:
+    """Decode a request body the way Go's encoding/json would let it through: ``NaN``/``Infinity`` are
+    not JSON, a lone UTF-16 surrogate escape becomes U+FFFD (as Go decodes it; Python would keep a
+    code point that no UTF-8 encoder accepts), and nesting deeper than ``MAX_DEPTH`` is refused."""
     if not raw.strip():
         raise InvalidRequest("missing request body")
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise InvalidRequest(f"invalid JSON: nested deeper than {MAX_DEPTH} levels") from None
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidRequest(f"invalid JSON: {e}") from None
     if not isinstance(value, dict):
         raise InvalidRequest(f"the request body must be a JSON object, not {_kind(value)}")
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:
+        _check_depth(value)
+    if _SURROGATE_ESCAPE.search(raw):
+        value = _replace_surrogates(value)
     return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _check_depth(value: Any) -> None:
+    stack = [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if d > MAX_DEPTH:
+            raise InvalidRequest(f"invalid JSON: nested deeper than {MAX_DEPTH} levels")
+        if isinstance(v, dict):
+            stack.extend((x, d + 1) for x in v.values() if isinstance(x, (dict, list)))
+        elif isinstance(v, list):
+            stack.extend((x, d + 1) for x in v if isinstance(x, (dict, list)))
+
+
+def _replace_surrogates(v: Any) -> Any:
+    """Every lone surrogate in keys and strings → U+FFFD (pairs were already joined by the decoder).
+    Recursion is safe: the depth was checked first."""
+    if isinstance(v, str):
+        return _LONE_SURROGATE.sub("\ufffd", v)
+    if isinstance(v, list):
+        return [_replace_surrogates(x) for x in v]
+    if isinstance(v, dict):
+        return {_replace_surrogates(k): _replace_surrogates(x) for k, x in v.items()}
+    return v
 
 
 def _kind(v: Any) -> str:
@@ -118,11 +161,6 @@ def options(body: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in raw.items():
         if v is None or k in opts.REMOVED_OPTIONS:
-            continue
-        if k in EXTRA_OPTIONS:
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise InvalidRequest(f'option "{k}" must be of type integer')
-            out[k] = int(v)
             continue
         if k not in opts.OPTIONS:
             log.info("ignoring unknown option %r", k)

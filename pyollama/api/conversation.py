@@ -177,11 +177,13 @@ class ChatTurn:
             await in_thread(tmpl.jinja)             # compile (and read BOS/EOS texts) off the event loop
 
         async def tokenize(text: str) -> list[int]:
+            if P.surely_too_long(text, n_ctx):
+                raise P.too_many_chars(text, n_ctx)
             return dedupe_bos(await in_thread(runner.tokenize, text, True, True), rec)
 
         if job.suffix:
             prompt = job.messages[-1]["content"] if job.messages else ""
-            text = tmpl.render_generate(prompt, suffix=job.suffix, think=self.think)
+            text = await in_thread(lambda: tmpl.render_generate(prompt, suffix=job.suffix, think=self.think))
             tokens = await tokenize(text)
             if len(tokens) >= n_ctx:
                 raise P.too_long(len(tokens), n_ctx)

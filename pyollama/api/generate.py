@@ -110,13 +110,15 @@ async def generate(request: Request) -> Response:
         async def tokenize(text: str) -> list[int]:
             # A previous response's `context` continues as tokens (exact, unlike Ollama's detokenize +
             # re-tokenize round trip, which loses special tokens); it already starts with any BOS.
+            if P.surely_too_long(text, n_ctx):
+                raise P.too_many_chars(text, n_ctx)
             toks = await in_thread(runner.tokenize, text, not ctx_tokens, True)
             return ctx_tokens + dedupe_bos(toks, rec)
 
         if raw:
             text, tokens = prompt, await tokenize(prompt)
         elif suffix:
-            text = tmpl.render_generate(prompt, suffix=suffix, think=think)
+            text = await in_thread(lambda: tmpl.render_generate(prompt, suffix=suffix, think=think))
             tokens = await tokenize(text)
         else:
             msgs: list[dict[str, Any]] = []
@@ -127,7 +129,7 @@ async def generate(request: Request) -> Response:
                 msgs += rec.messages
             msgs.append({"role": "user", "content": prompt})
             if template:             # a request template renders as is (Ollama's legacy path)
-                text = tmpl.render_chat(msgs, None, think)
+                text = await in_thread(tmpl.render_chat, msgs, None, think)
                 tokens = await tokenize(text)
             else:
                 text, tokens = await P.fit_chat(lambda m: tmpl.render_chat(m, None, think), tokenize, msgs,

@@ -13,6 +13,7 @@ tokenizer callable.
 """
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 from collections.abc import Awaitable, Callable
@@ -137,6 +138,22 @@ def too_long(n_tokens: int, num_ctx: int) -> InvalidRequest:
                           f"context length: {num_ctx} tokens)")
 
 
+# No vocabulary we know has a token longer than this, so a text longer than num_ctx × this cannot fit
+# the context: it is refused without tokenizing it (megabytes of text would keep the runner busy for
+# seconds, and every request on it waiting).
+MAX_TOKEN_CHARS = 512
+
+
+def surely_too_long(text: str, num_ctx: int) -> bool:
+    return len(text) > num_ctx * MAX_TOKEN_CHARS
+
+
+def too_many_chars(text: str, num_ctx: int) -> InvalidRequest:
+    return InvalidRequest(f"the input length exceeds the context length (input: {len(text)} characters, "
+                          f"more than {MAX_TOKEN_CHARS} per token of the context; context length: {num_ctx} "
+                          "tokens)")
+
+
 Tokenize = Callable[[str], Awaitable[list[int]]]
 
 
@@ -144,24 +161,32 @@ async def fit_chat(render: Callable[[list[dict[str, Any]]], str], tokenize: Toke
                    messages: list[dict[str, Any]], num_ctx: int, truncate: bool) -> tuple[str, list[int]]:
     """Render ``messages``; with ``truncate``, drop the oldest non-system messages until the prompt fits
     (Ollama's chatPrompt). Returns the prompt and its tokens; a prompt that cannot fit raises 400."""
-    prompt = render(messages)
-    tokens = await tokenize(prompt)
-    if len(tokens) < num_ctx:
+    async def count(text: str) -> list[int] | None:
+        """The tokens, or None for a text that cannot fit anyway."""
+        return None if surely_too_long(text, num_ctx) else await tokenize(text)
+
+    # Rendering is pure Python and can take a while for a long history: off the event loop.
+    prompt = await asyncio.to_thread(render, messages)
+    tokens = await count(prompt)
+    if tokens is not None and len(tokens) < num_ctx:
         return prompt, tokens
     if truncate and len(messages) > 1:
         last = len(messages) - 1
-        best: tuple[str, list[int]] | None = None
+        best: tuple[str, list[int] | None] | None = None
         for i in range(last, -1, -1):
             kept = [m for m in messages[:i] if m.get("role") == "system"] + messages[i:]
-            p = render(kept)
-            t = await tokenize(p)
-            if len(t) >= num_ctx and i != last:
+            p = await asyncio.to_thread(render, kept)
+            t = await count(p)
+            fits = t is not None and len(t) < num_ctx
+            if not fits and i != last:
                 break
             best = (p, t)
-            if len(t) >= num_ctx:
+            if not fits:
                 break
         if best is not None:
             prompt, tokens = best
+    if tokens is None:
+        raise too_many_chars(prompt, num_ctx)
     if len(tokens) >= num_ctx:
         raise too_long(len(tokens), num_ctx)
     return prompt, tokens

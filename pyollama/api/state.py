@@ -6,6 +6,7 @@ Thread-safety: used on the event loop; store reads run in worker threads.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,12 +15,15 @@ from starlette.requests import Request
 
 from pyollama.api.ndjson import until_disconnected
 from pyollama.config import Config
-from pyollama.errors import InvalidModelName, ModelNotFound
+from pyollama.errors import InsufficientMemory, InvalidModelName, InvalidRequest, ModelNotFound
 from pyollama.scheduler import Lease, LoadRequest, Scheduler, plan
 from pyollama.store import ModelName, ModelRecord, Store, load_model
 from pyollama.store.show import details
 
 log = logging.getLogger("pyollama.api")
+# Options that size a runner's memory, and the RunnerSpec field each ends up in.
+SPEC_FIELD = {"num_ctx": "num_ctx", "num_batch": "num_batch", "num_parallel": "parallel", "num_gpu": "num_gpu"}
+MEMORY_OPTIONS = tuple(SPEC_FIELD)
 
 
 @dataclass
@@ -50,14 +54,24 @@ class ServerState:
 
     def load_request(self, rec: ModelRecord, options: dict[str, Any]) -> LoadRequest:
         opts = plan.merged_options(rec.params, options)
-        return plan.load_request(
+        load = plan.load_request(
             rec.name.display(), rec.model_path, opts, self.cfg,
             adapters=tuple(str(p) for p in rec.adapter_paths), total_vram=self.total_vram,
             info={"model": rec.name.display(), "digest": rec.digest, "details": details(rec, None)})
+        return dataclasses.replace(
+            load, requested=tuple(k for k in MEMORY_OPTIONS if (options or {}).get(k) is not None))
 
     async def lease(self, request: Request, load: LoadRequest, keep_alive: float | None) -> Lease:
-        """Wait for a runner; a client that leaves while waiting is taken out of the queue (499)."""
-        return await until_disconnected(request.receive, self.sched.acquire(load, keep_alive))
+        """Wait for a runner; a client that leaves while waiting is taken out of the queue (499). A model
+        that does not fit because of the request's own options is the request's error (400)."""
+        try:
+            return await until_disconnected(request.receive, self.sched.acquire(load, keep_alive))
+        except InsufficientMemory as e:
+            if not load.requested:
+                raise
+            s = load.spec
+            asked = ", ".join(f"{k} {getattr(s, SPEC_FIELD[k])}" for k in load.requested)
+            raise InvalidRequest(f"{e} (with {asked} from the request's options)") from None
 
     def n_ctx(self, lease: Lease) -> int:
         """The context each slot of this runner has (after the runner's own rounding and clamping)."""

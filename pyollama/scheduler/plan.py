@@ -12,6 +12,7 @@ never changes); safe from any thread.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,6 +26,10 @@ from pyollama.scheduler.scheduler import LoadRequest
 from pyollama.store import gguf_meta
 
 MIN_CTX = 4
+MAX_PARALLEL = 256               # LLAMA_MAX_SEQ at the pin: sequences one context can hold
+MAX_CELLS = (1 << 32) - 1        # n_ctx is a uint32_t in llama_context_params
+THREADS_PER_CPU = 4              # beyond this, more threads only contend; larger values are typos
+log = logging.getLogger("pyollama.scheduler")
 
 
 @functools.lru_cache(maxsize=64)
@@ -55,22 +60,33 @@ def runner_spec(model_path: str | Path, opts: Mapping[str, Any], cfg: Config, *,
                 adapters: tuple[str, ...] = (), total_vram: int = 0) -> RunnerSpec:
     """The RunnerSpec for ``opts`` (merged options)."""
     embedding = info.is_embedding
-    num_ctx = _int_opt(opts, "num_ctx", 0) or cfg.default_num_ctx(total_vram)
-    num_ctx = max(num_ctx, MIN_CTX)
+    num_ctx = _int_opt(opts, "num_ctx", 0)
+    if num_ctx < 0:
+        raise InvalidRequest(f"num_ctx must be positive (or 0 for the default), not {num_ctx}")
+    num_ctx = max(num_ctx or cfg.default_num_ctx(total_vram), MIN_CTX)
     trained = info.context_length
-    if trained:
-        num_ctx = min(num_ctx, trained)
+    if trained and num_ctx > trained:
+        log.info("num_ctx %d is more than the model was trained for; using %d", num_ctx, trained)
+        num_ctx = trained
+    parallel = 1 if embedding else _int_opt(opts, "num_parallel", cfg.num_parallel)
+    if not 1 <= parallel <= MAX_PARALLEL:
+        raise InvalidRequest(f"num_parallel must be between 1 and {MAX_PARALLEL} (llama.cpp's sequence limit), "
+                             f"not {parallel}")
+    if num_ctx * parallel > MAX_CELLS:
+        raise InvalidRequest(f"num_ctx {num_ctx} × num_parallel {parallel} is more context than llama.cpp "
+                             f"addresses ({MAX_CELLS} cells)")
     # An encoder sees each input in one micro-batch, so its batch defaults to the context (Ollama also
-    # gives embedding models a larger batch).
+    # gives embedding models a larger batch). A batch larger than the whole context buys nothing: llama.cpp
+    # clamps it there too, and leaving it would size compute buffers for tokens that can never come.
     num_batch = _int_opt(opts, "num_batch", num_ctx if embedding else 512)
     if num_batch <= 0:
         raise InvalidRequest(f"num_batch must be positive, not {num_batch}")
-    parallel = 1 if embedding else _int_opt(opts, "num_parallel", cfg.num_parallel)
-    if parallel < 1:
-        raise InvalidRequest(f"num_parallel must be at least 1, not {parallel}")
+    num_batch = min(num_batch, num_ctx * parallel)
     num_thread = _int_opt(opts, "num_thread", 0)
-    if num_thread < 0:
-        raise InvalidRequest(f"num_thread must not be negative, not {num_thread}")
+    cpus = os.cpu_count() or 1
+    if not 0 <= num_thread <= THREADS_PER_CPU * cpus:
+        raise InvalidRequest(f"num_thread must be between 0 (automatic) and {THREADS_PER_CPU * cpus} "
+                             f"({THREADS_PER_CPU} per CPU; this machine has {cpus}), not {num_thread}")
     use_mmap = opts.get("use_mmap")
     return RunnerSpec(
         model_path=str(model_path), adapters=tuple((str(a), 1.0) for a in adapters), num_ctx=num_ctx,

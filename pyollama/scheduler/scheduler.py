@@ -62,6 +62,9 @@ class LoadRequest:
     spec: Any
     estimate: Estimate
     info: dict = field(default_factory=dict, compare=False)
+    # Memory-sizing options the request itself set (not the model's defaults): when the load does not fit
+    # because of them, the request is at fault (400), not the server.
+    requested: tuple[str, ...] = field(default=(), compare=False)
 
 
 @dataclass(eq=False)

@@ -31,6 +31,10 @@ class Option:
     runner: bool = False     # changing it reloads the runner (OLLAMA.md §4)
     note: str = ""
     extension: bool = False  # pyollama's own: not in Ollama's table (OLLAMA.md §3)
+    # Range of an int option: what the C field under it holds (int32 unless noted), so a value that
+    # cannot reach llama.cpp intact is a clear error here rather than an overflow deep in the engine.
+    lo: int = -(1 << 31)
+    hi: int = (1 << 31) - 1
 
 
 OPTIONS: dict[str, Option] = {o.name: o for o in (
@@ -42,7 +46,7 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("use_mmap", "bool", None, True),
     Option("num_thread", "int", 0, True, "0: the runtime decides"),
     Option("num_keep", "int", 4),
-    Option("seed", "int", -1, note="-1: random"),
+    Option("seed", "int", -1, note="-1: random", lo=-1, hi=(1 << 32) - 1),
     Option("num_predict", "int", -1, note="-1: unbounded"),
     Option("top_k", "int", 40),
     Option("top_p", "float", 0.9),
@@ -73,6 +77,12 @@ class OptionError(ValueError):
     """A value that does not fit its option's type; the message says which and why."""
 
 
+def _in_range(opt: Option, v: int) -> int:
+    if not opt.lo <= v <= opt.hi:
+        raise OptionError(f'option "{opt.name}" must be between {opt.lo} and {opt.hi}, not {v}')
+    return v
+
+
 _INT_RE = re.compile(r"[+-]?[0-9]+")
 _FLOAT_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
@@ -84,7 +94,7 @@ def parse_text(name: str, text: str) -> Any:
     if opt.type == "int":
         if not _INT_RE.fullmatch(text):
             raise OptionError(f"invalid int value for {name}: {text!r}")
-        return int(text)
+        return _in_range(opt, int(text))
     if opt.type == "float":
         if not _FLOAT_RE.fullmatch(text):
             raise OptionError(f"invalid float value for {name}: {text!r}")
@@ -106,7 +116,7 @@ def coerce_json(name: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or \
                 (isinstance(value, float) and not math.isfinite(value)):
             raise OptionError(f'option "{name}" must be of type integer')
-        return int(value)
+        return _in_range(opt, int(value))
     if opt.type == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise OptionError(f'option "{name}" must be of type float')

@@ -6,6 +6,7 @@ dispatch: a 50-message chat renders in well under the 2 ms budget. Errors keep G
 """
 from __future__ import annotations
 
+import time
 from typing import Any, Callable
 
 from pyollama.errors import TemplateExecError
@@ -22,6 +23,11 @@ from pyollama.templates.goparse import ParsedTemplate
 from pyollama.templates.govalues import MISSING, GoSlice, GoStruct, OrderedMap, is_true, type_name
 
 MAX_EXEC_DEPTH = 100  # Go allows 100000; Python's stack is the limit here.
+# Rendering is bounded so that a hostile or broken template (a request may carry one) cannot wedge the
+# server: far more output than any context holds, or far more time than any real prompt takes, is an error.
+MAX_OUTPUT = 1 << 26         # characters: 64 Mi, hundreds of times a 128k-token context
+MAX_SECONDS = 10.0
+_CHECK_EVERY = 64            # loop iterations / pipelines between two clock reads
 
 _NOFINAL = object()  # Go's missingVal: "no value piped in from the previous command"
 
@@ -34,12 +40,38 @@ class _Continue(Exception):
     pass
 
 
-class _State:
-    __slots__ = ("out", "vars", "depth")
+class _Meter:
+    """Output size and elapsed time of one execution (shared by every template it calls)."""
 
-    def __init__(self, out: list[str], vars: list[list[Any]], depth: int = 0):
+    __slots__ = ("size", "ticks", "deadline", "limit", "prog")
+
+    def __init__(self, prog: Program, limit: int, seconds: float):
+        self.size = 0
+        self.ticks = 0
+        self.limit = limit
+        self.deadline = time.monotonic() + seconds
+        self.prog = prog
+
+    def add(self, n: int) -> None:
+        self.size += n
+        if self.size > self.limit:
+            raise self.prog.error(None, f"rendering stopped: the output passed {self.limit} characters, far "
+                                        "more than any context holds (a runaway range, template or printf width)")
+
+    def tick(self) -> None:
+        self.ticks += 1
+        if not self.ticks % _CHECK_EVERY and time.monotonic() > self.deadline:
+            raise self.prog.error(None, "rendering stopped: it ran for longer than "
+                                        f"{MAX_SECONDS:g} s (a runaway range or template)")
+
+
+class _State:
+    __slots__ = ("out", "vars", "depth", "meter")
+
+    def __init__(self, out: list[str], vars: list[list[Any]], meter: _Meter, depth: int = 0):
         self.out = out
         self.vars = vars
+        self.meter = meter
         self.depth = depth
 
 
@@ -69,11 +101,11 @@ class Program:
             f"template: {name}:{line}:{col}: executing {quote(name)} at <{ctx}>: {msg}", line=line, col=col)
 
     # -- entry ----------------------------------------------------------------------------------
-    def execute(self, data: Any) -> str:
+    def execute(self, data: Any, *, max_output: int = MAX_OUTPUT, max_seconds: float = MAX_SECONDS) -> str:
         if data is None:
             data = MISSING  # reflect.ValueOf(nil) is the invalid value
         out: list[str] = []
-        st = _State(out, [["$", data]])
+        st = _State(out, [["$", data]], _Meter(self, max_output, max_seconds))
         try:
             self.root(st, data)
         except RecursionError:
@@ -104,8 +136,11 @@ class Program:
         if isinstance(n, TextNode):
             text = n.text
 
+            size = len(text)
+
             def run_text(st: _State, dot: Any) -> None:
                 st.out.append(text)
+                st.meter.add(size)
             return run_text
         if isinstance(n, ActionNode):
             return self._compile_action(n)
@@ -135,14 +170,15 @@ class Program:
 
         def run_action(st: _State, dot: Any) -> None:
             v = pipe(st, dot)
-            if type(v) is str:
-                st.out.append(v)
-            elif v is MISSING:
-                st.out.append("<no value>")
-            elif callable(v) and not isinstance(v, GoStruct):
-                raise prog.error(n, f"can't print {n} of type {type_name(v)}")
-            else:
-                st.out.append(format_value(v))
+            if type(v) is not str:
+                if v is MISSING:
+                    v = "<no value>"
+                elif callable(v) and not isinstance(v, GoStruct):
+                    raise prog.error(n, f"can't print {n} of type {type_name(v)}")
+                else:
+                    v = format_value(v)
+            st.out.append(v)
+            st.meter.add(len(v))
         return run_action
 
     def _compile_if_with(self, n: IfNode | WithNode, is_with: bool) -> Fn:
@@ -187,6 +223,7 @@ class Program:
                     st.vars[-2][1] = index
 
         def one(st: _State, index: Any, elem: Any, mark: int) -> bool:
+            st.meter.tick()
             set_vars(st, index, elem)
             if has_loop_ctl:
                 try:
@@ -247,8 +284,9 @@ class Program:
                         raise prog.error(n, f"template {quote(name)} not defined")
             if st.depth >= MAX_EXEC_DEPTH:
                 raise prog.error(n, f"exceeded maximum template depth ({MAX_EXEC_DEPTH})")
+            st.meter.tick()
             newdot = pipe(st, dot) if pipe is not None else MISSING
-            fn(_State(st.out, [["$", newdot]], st.depth + 1), newdot)
+            fn(_State(st.out, [["$", newdot]], st.meter, st.depth + 1), newdot)
         return run_template
 
     # -- variables ------------------------------------------------------------------------------
@@ -277,11 +315,13 @@ class Program:
             c0 = cmds[0]
 
             def run_pipe1(st: _State, dot: Any) -> Any:
+                st.meter.tick()
                 v = c0(st, dot, _NOFINAL)
                 return MISSING if v is None else v
             return run_pipe1
 
         def run_pipe(st: _State, dot: Any) -> Any:
+            st.meter.tick()
             v: Any = _NOFINAL
             for c in cmds:
                 v = c(st, dot, v)

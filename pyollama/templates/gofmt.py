@@ -235,18 +235,30 @@ def _arg_number(fmt: str, i: int) -> tuple[int, int] | None:
     return None
 
 
+# Go's fmt refuses widths and precisions beyond a million (tooLarge): without the cap a 40-byte template
+# could render gigabytes.
+MAX_WIDTH = 1_000_000
+
+
 def _parse_num(fmt: str, i: int) -> tuple[int | None, int]:
-    """The decimal number at ``fmt[i]`` (Go's parsenum): (the number, or None without digits; end)."""
-    start = i
-    while i < len(fmt) and fmt[i].isdigit():
+    """The decimal number at ``fmt[i]`` (Go's parsenum): (the number, or None without digits; end). As in
+    Go, a number that grows past MAX_WIDTH gives up and consumes the rest of the format."""
+    n = len(fmt)
+    num: int | None = None
+    while i < n and "0" <= fmt[i] <= "9":
+        if num is not None and num > MAX_WIDTH:
+            return None, n
+        num = (num or 0) * 10 + ord(fmt[i]) - 48
         i += 1
-    return (int(fmt[start:i]) if i > start else None), i
+    return num, i
 
 
 def _int_arg(args: list[Any] | tuple[Any, ...], argi: int) -> int | None:
-    """The operand of a ``*`` width or precision (Go's intFromArg); None when it is missing or no int."""
+    """The operand of a ``*`` width or precision (Go's intFromArg); None when it is missing, no int, or
+    beyond ±MAX_WIDTH."""
     if argi < len(args) and isinstance(args[argi], int) and not isinstance(args[argi], bool):
-        return int(args[argi])
+        v = int(args[argi])
+        return v if -MAX_WIDTH <= v <= MAX_WIDTH else None
     return None
 
 
@@ -291,20 +303,21 @@ def sprintf(fmt: str, args: list[Any] | tuple[Any, ...]) -> str:
             if sp.width is None:
                 out.append("%!(BADWIDTH)")
             elif sp.width < 0:
-                sp.minus, sp.width = True, -sp.width
+                sp.minus, sp.width, sp.zero = True, -sp.width, False
             argi += 1
         else:
             sp.width, i = _parse_num(fmt, i)
-        if i < n and fmt[i] == ".":
+        if i + 1 < n and fmt[i] == ".":
             i += 1
-            if i < n and fmt[i] == "*":
+            if fmt[i] == "*":
                 i += 1
                 sp.prec = _int_arg(args, argi)
+                if sp.prec is not None and sp.prec < 0:      # Go: a negative precision is a bad one
+                    sp.prec = None
                 if sp.prec is None:
                     out.append("%!(BADPREC)")
-                elif sp.prec < 0:
-                    sp.prec = None
-                argi += 1
+                if argi < len(args):
+                    argi += 1
             else:
                 prec, i = _parse_num(fmt, i)
                 sp.prec = prec or 0

@@ -259,6 +259,12 @@ VARS: tuple[Var, ...] = (
         "Always spread a model across all GPUs"),
     Var("LOAD_TIMEOUT", _load_timeout, 300.0,
         'How long a model load may take before it is abandoned; <=0 = forever (default "5m")'),
+    Var("RUNNER_TIMEOUT", _load_timeout, 60.0,
+        'How long a runner process may stay silent (it reports several times a second) before it is '
+        'killed as hung and its requests fail; <=0 = never (default "1m")', ollama=False),
+    Var("STEP_TIMEOUT", _load_timeout, 600.0,
+        'How long one batch step (a prompt chunk, or one token for every active request) may run before '
+        'the runner is killed as hung; <=0 = never (default "10m")', ollama=False),
     Var("NOPRUNE", _truthy, False,
         "Do not prune unused blobs at start-up"),
     Var("NOHISTORY", _truthy, False,
@@ -341,6 +347,8 @@ class Config:
     gpu_overhead: int = 0
     sched_spread: bool = False
     load_timeout: float = 300.0
+    runner_timeout: float = 60.0
+    step_timeout: float = 600.0
     noprune: bool = False
     nohistory: bool = False
     debug: int = 0
@@ -397,7 +405,7 @@ class Config:
                 value = "(set)"
             elif isinstance(value, HostPort):
                 value = f"{value.host}:{value.port}"
-            elif var.name in ("KEEP_ALIVE", "LOAD_TIMEOUT"):
+            elif var.name in ("KEEP_ALIVE", "LOAD_TIMEOUT", "RUNNER_TIMEOUT", "STEP_TIMEOUT"):
                 value = format_duration(value)
             elif isinstance(value, tuple):
                 value = ",".join(value)

@@ -76,7 +76,7 @@ def runner_factory(cfg: Config) -> Callable[[Any], Any]:
                     loop = asyncio.get_running_loop()
                 except RuntimeError:
                     loop = None
-                return cls(spec, loop=loop)
+                return cls(spec, loop=loop, hang_timeout=cfg.runner_timeout, step_timeout=cfg.step_timeout)
             return process_runner
         log.warning("ProcessRunner is not available in this build; models run inside the server process")
     return R.Runner

@@ -1,14 +1,26 @@
 """The runner child process: `python -m pyollama.runner.child FD` serves one Runner over the
-socket FD (see process.py for the messages)."""
+socket FD (see process.py for the messages).
+
+A heartbeat thread reports ``("beat", progress, working)`` as often as the server asks (<= 1 s), from before the
+load on, so the server can tell a hung child (silent, or stuck inside one unit of work) from a busy one.
+
+Test hook (read once, deliberately tiny): ``PYOLLAMA_RUNNER_FAULT=<file>`` - the first child to rename
+the file away claims it and injects the fault it names, ``load <action>`` or ``step <n> <action>``. The
+action is ``segv``, ``abort``, ``kill``, ``stop`` (SIGSTOP: the whole child freezes), ``hang`` (the
+thread blocks for ever; heartbeats go on), ``raise`` (the thread raises) or ``garbage`` (a torn frame to
+the server). One file, one fault: the runner loaded after it is healthy.
+"""
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import sys
 import threading
 
 from pyollama.runner.runner import Runner
 from pyollama.runner.types import DoneEvent, ErrorEvent, Event, Stream
-from pyollama.runner.wire import Channel
+from pyollama.runner.wire import _LEN, Channel
 
 
 class _ForwardStream(Stream):
@@ -30,12 +42,31 @@ def serve(chan: Channel) -> None:
     if msg is None or msg[0] != "start":
         return
     runner = Runner(msg[1])
+    beat = msg[2] if len(msg) > 2 else 0.0
+    stop = threading.Event()
+    if beat > 0:
+        threading.Thread(target=_heartbeat, args=(chan, runner, beat, stop), daemon=True,
+                         name="runner-heartbeat").start()
+    fault = _claim_fault()
     try:
+        if fault and fault[0] == "load":
+            _inject(fault[-1], chan)
         runner.start()
     except BaseException as e:
         chan.send(("start_error", e))
+        stop.set()
         return
+    if fault and fault[0] == "step":
+        at = int(fault[1])
+        runner.on_step = lambda n: _inject(fault[-1], chan) if n == at else None
     chan.send(("started", runner.info, runner.load_duration))
+    try:
+        _serve_requests(chan, runner)
+    finally:
+        stop.set()
+
+
+def _serve_requests(chan: Channel, runner: Runner) -> None:
     streams: dict[int, Stream] = {}
     try:
         while True:
@@ -78,6 +109,49 @@ def _embed(chan: Channel, runner: Runner, rid: int, inputs, truncate, normalize)
         _send_quiet(chan, ("error", rid, e))
         return
     _send_quiet(chan, ("result", rid, result))
+
+
+def _heartbeat(chan: Channel, runner: Runner, every: float, stop: threading.Event) -> None:
+    """Beats until the runner is closed. A loop thread that died of a native failure leaves a child that
+    would refuse every request while looking alive: report it and exit, so the server loads a fresh one."""
+    while not stop.wait(every):
+        if runner.failure is not None:
+            _send_quiet(chan, ("fatal", f"the runner's loop failed: {runner.failure!r}"))
+            os._exit(3)
+        _send_quiet(chan, ("beat", runner.progress, runner.working))
+
+
+def _claim_fault() -> list[str] | None:
+    path = os.environ.get("PYOLLAMA_RUNNER_FAULT")
+    if not path:
+        return None
+    mine = f"{path}.{os.getpid()}"
+    try:
+        os.rename(path, mine)
+    except OSError:
+        return None                 # none set up, or another child took it
+    with open(mine) as f:
+        words = f.read().split()
+    os.unlink(mine)
+    return words or None
+
+
+def _inject(action: str, chan: Channel) -> None:
+    if action == "segv":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    elif action == "abort":
+        os.abort()
+    elif action == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif action == "stop":
+        os.kill(os.getpid(), signal.SIGSTOP)
+    elif action == "hang":
+        threading.Event().wait()
+    elif action == "raise":
+        raise RuntimeError("injected fault")
+    elif action == "garbage":
+        with chan._send_lock:
+            chan.sock.sendall(_LEN.pack(12) + b"not a pickle")
 
 
 def _send_quiet(chan: Channel, msg) -> None:

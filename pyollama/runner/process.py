@@ -7,18 +7,26 @@ child is `python -m pyollama.runner.child`, talking over a private socketpair (w
 Messages from the child are read by a thread, or — when the runner is given the server's event
 loop — by a reader callback on that loop: tokens then reach their async consumers without a
 thread hop, a self-pipe wake-up and a GIL hand-over per token.
+
+A watchdog thread replaces a child that hangs instead of dying: one silent for ``hang_timeout``
+(it beats several times a second, so it is stopped or deadlocked), or stuck in one unit of work —
+a batch step, an embedding — for ``step_timeout``. It is killed, and the requests on it fail with
+RunnerDied saying so. A torn or unreadable message from the child is handled the same way.
 """
 from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 import pickle
+import select
 import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import Future
 
 import numpy as np
@@ -28,14 +36,25 @@ from pyollama.runner.types import ErrorEvent, RunnerSpec, SeqRequest, Stream
 from pyollama.runner.wire import _LEN, Channel
 
 _ids = itertools.count(1)
+log = logging.getLogger("pyollama.runner")
+
+HANG_TIMEOUT = 60.0       # seconds of silence (no heartbeat) before a child counts as hung
+STEP_TIMEOUT = 600.0      # seconds one batch step or embedding may take: a long prompt chunk on a big model
 
 
 class ProcessRunner:
     """Same interface as Runner. Thread-safety: any method from any thread."""
 
     def __init__(self, spec: RunnerSpec, *, env: dict | None = None, load_timeout: float | None = None,
-                 loop: asyncio.AbstractEventLoop | None = None):
+                 loop: asyncio.AbstractEventLoop | None = None, hang_timeout: float = HANG_TIMEOUT,
+                 step_timeout: float = STEP_TIMEOUT):
         self.spec = spec
+        self.hang_timeout = hang_timeout        # <= 0 or inf: never
+        self.step_timeout = step_timeout
+        self._seen_at = 0.0                     # monotonic time of the child's last message
+        self._progress = (0, False, 0.0)        # its last (progress, working) report, and since when
+        self._why: str | None = None            # why the parent ended the child, when it did
+        self._watch_stop = threading.Event()
         self._loop = loop
         self._rbuf = bytearray()
         self._env = env
@@ -63,7 +82,8 @@ class ProcessRunner:
         finally:
             child.close()
         self._chan = Channel(parent)
-        self._chan.send(("start", self.spec))
+        self._seen_at = time.monotonic()
+        self._chan.send(("start", self.spec, self._beat_interval()))
         started: Future = Future()
         self._started = started
         loop = self._loop
@@ -82,6 +102,8 @@ class ProcessRunner:
             self._reader = threading.Thread(target=self._read, daemon=True,
                                             name=f"runner-reader:{self.proc.pid}")
             self._reader.start()
+        if self._beat_interval() > 0:
+            threading.Thread(target=self._watch, daemon=True, name=f"runner-watchdog:{self.proc.pid}").start()
         try:
             self._info, self.load_duration = started.result(timeout=self._load_timeout)
         except BaseException:
@@ -98,8 +120,8 @@ class ProcessRunner:
                 if msg is None:
                     break
                 self._handle(msg)
-        except BaseException as e:              # a broken message: treat like a dead child
-            self._dead = e
+        except BaseException as e:              # a broken message: the stream cannot be trusted any more
+            self._end_child(f"runner sent a broken message ({type(e).__name__}: {e})")
         finally:
             self._on_exit()
 
@@ -130,8 +152,8 @@ class ProcessRunner:
                 start = pos + _LEN.size
                 self._handle(pickle.loads(buf[start:start + n]))
                 pos = start + n
-        except Exception as e:                  # a broken message: treat like a dead child
-            self._dead = e
+        except Exception as e:                  # a broken message: the stream cannot be trusted any more
+            self._end_child(f"runner sent a broken message ({type(e).__name__}: {e})")
             self._detach()
             threading.Thread(target=self._on_exit, daemon=True).start()
             return
@@ -146,6 +168,14 @@ class ProcessRunner:
 
     def _handle(self, msg) -> None:
         kind = msg[0]
+        self._seen_at = now = time.monotonic()
+        if kind == "beat":
+            if msg[1:] != self._progress[:2]:
+                self._progress = (msg[1], msg[2], now)
+            return
+        if kind == "fatal":
+            self._why = msg[1]
+            return
         if kind == "ev":
             stream = self._streams.get(msg[1])
             if stream is not None:
@@ -166,9 +196,14 @@ class ProcessRunner:
         """The child is gone: everything in flight fails with RunnerDied."""
         started = self._started
         code = self.proc.wait() if self.proc else None
+        self._watch_stop.set()
         why = f"runner process exited with status {code}" if code else "runner process exited"
         if code is not None and code < 0:
             why = f"runner process was killed by signal {-code}"
+            if code in (-signal.SIGSEGV, -signal.SIGABRT, -signal.SIGBUS, -signal.SIGILL, -signal.SIGFPE):
+                log.error("runner for %s crashed (signal %d)", self.spec.model_path, -code)
+        if self._why:
+            why = self._why
         err = RunnerDied(why)
         self._dead = self._dead or err
         if not started.done():
@@ -182,6 +217,40 @@ class ProcessRunner:
             if not f.done():
                 f.set_exception(err)
 
+    # --- the watchdog ------------------------------------------------------------------------------
+    def _beat_interval(self) -> float:
+        """How often the child beats: several beats fit in the shortest timeout (0: no watchdog)."""
+        limits = [t for t in (self.hang_timeout, self.step_timeout) if 0 < t < float("inf")]
+        return min(1.0, min(limits) / 5) if limits else 0.0
+
+    def _watch(self) -> None:
+        every = self._beat_interval()
+        while not self._watch_stop.wait(every):
+            if self.proc is None or self.proc.poll() is not None:
+                return
+            now = time.monotonic()
+            if self._chan is not None and select.select([self._chan.sock], [], [], 0)[0]:
+                self._seen_at = now          # it has spoken; this process is what is slow to read
+            silent = now - self._seen_at
+            progress, working, since = self._progress
+            if 0 < self.hang_timeout < silent:
+                self._end_child(f"runner stopped answering (no heartbeat for {silent:.0f} s, more than "
+                                f"PYOLLAMA_RUNNER_TIMEOUT={self.hang_timeout:g} s); it was killed and will be "
+                                f"loaded again by the next request")
+                return
+            if working and since and 0 < self.step_timeout < now - since:
+                self._end_child(f"runner hung: one batch step has run for {now - since:.0f} s, more than "
+                                f"PYOLLAMA_STEP_TIMEOUT={self.step_timeout:g} s; it was killed and will be "
+                                f"loaded again by the next request")
+                return
+
+    def _end_child(self, why: str) -> None:
+        """Kill the child for ``why``; the reader sees it exit and fails what was in flight."""
+        if self._why is None:
+            self._why = why
+            log.error("runner %s (%s): %s", self.pid, os.path.basename(self.spec.model_path), why)
+        self.kill()
+
     # --- calls -----------------------------------------------------------------------------------
     def _call(self, kind: str, *args):
         fut: Future = Future()
@@ -189,7 +258,11 @@ class ProcessRunner:
         with self._lock:
             self._check()
             self._calls[rid] = fut
-        self._chan.send((kind, rid, *args))
+        try:
+            self._chan.send((kind, rid, *args))
+        except BaseException:
+            self._calls.pop(rid, None)
+            raise
         return fut.result()
 
     def _check(self) -> None:
@@ -200,7 +273,7 @@ class ProcessRunner:
 
     @property
     def alive(self) -> bool:
-        return self._dead is None and self.proc is not None and self.proc.poll() is None
+        return self._dead is None and self._why is None and self.proc is not None and self.proc.poll() is None
 
     def submit(self, req: SeqRequest) -> Stream:
         rid = next(_ids)
@@ -211,11 +284,12 @@ class ProcessRunner:
             self._check()
             self._streams[rid] = stream
             self._calls[rid] = fut
-        self._chan.send(("submit", rid, req))
         try:
+            self._chan.send(("submit", rid, req))
             fut.result()                         # the child validated and queued it
         except BaseException:
             self._streams.pop(rid, None)
+            self._calls.pop(rid, None)
             raise
         return stream
 
@@ -245,6 +319,7 @@ class ProcessRunner:
             os.kill(self.proc.pid, signal.SIGKILL)
 
     def close(self, timeout: float = 10.0) -> None:
+        self._watch_stop.set()
         if self.proc is None:
             return
         if self.proc.poll() is None:

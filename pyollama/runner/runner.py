@@ -12,6 +12,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 
 import numpy as np
@@ -42,6 +43,11 @@ class Runner:
         self._adapters: list = []
         self.load_duration = 0
         self.n_gpu_layers = spec.num_gpu     # as loaded (upstream's choice after a fit)
+        # Liveness for a watchdog (ProcessRunner's child reports them): units of work done, and whether
+        # one is under way now. A unit that never ends means a hung decode.
+        self.progress = 0
+        self.working = False
+        self.on_step: Callable[[int], None] | None = None    # test hook, called inside each unit
 
     # --- lifecycle -------------------------------------------------------------------------------
     def start(self) -> Runner:
@@ -77,6 +83,11 @@ class Runner:
     @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive() and not self._closed
+
+    @property
+    def failure(self) -> BaseException | None:
+        """What stopped the loop thread, if something did."""
+        return self._error
 
     def close(self) -> None:
         if self._closed:
@@ -168,13 +179,17 @@ class Runner:
                         pending_embeds.append(item)
                 if pending_embeds and any(s.seq is None for s in loop.slots):
                     inputs, truncate, normalize, fut = pending_embeds.pop(0)
+                    self.working = True
                     try:
                         fut.set_result(loop.embed(inputs, truncate, normalize))
                     except BaseException as e:          # reported to the caller, the loop goes on
                         fut.set_exception(e)
+                    self._done_unit()
                     continue
                 if loop.busy:
+                    self.working = True
                     loop.step()
+                    self._done_unit()
                 else:
                     self._wake.wait(0.5)
         except BaseException as e:                      # a bug or a native failure: fail everything
@@ -184,6 +199,7 @@ class Runner:
             for *_, fut in pending_embeds:
                 fut.set_exception(err)
         finally:
+            self.working = False
             stopped = RunnerDied("runner was closed")
             loop.fail_all(stopped)
             for kind, item in self._drain():
@@ -191,6 +207,12 @@ class Runner:
                     item.stream.put(ErrorEvent(stopped))
                 else:
                     item[-1].set_exception(stopped)
+
+    def _done_unit(self) -> None:
+        self.progress += 1
+        if self.on_step is not None:
+            self.on_step(self.progress)
+        self.working = False
 
     def _drain(self):
         """Everything submitted since the last look, without blocking."""

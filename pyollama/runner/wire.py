@@ -11,6 +11,8 @@ import socket
 import struct
 import threading
 
+from pyollama.errors import RequestTooLarge
+
 _LEN = struct.Struct("!I")
 MAX_MESSAGE = (1 << 32) - 1
 
@@ -18,6 +20,7 @@ MAX_MESSAGE = (1 << 32) - 1
 class Channel:
     def __init__(self, sock: socket.socket):
         self.sock = sock
+        self.max_message = MAX_MESSAGE
         self._send_lock = threading.Lock()
         self._rfile = sock.makefile("rb", buffering=1 << 16)
 
@@ -26,9 +29,9 @@ class Channel:
         end, and uvloop makes polled fds non-blocking): then this waits for room instead of leaving
         half a frame behind, which would desynchronize every later message."""
         data = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
-        if len(data) > MAX_MESSAGE:
-            raise ValueError(f"message of {len(data)} bytes is larger than the runner channel carries "
-                             f"({MAX_MESSAGE})")
+        if len(data) > self.max_message:        # refused before a byte is written: the channel stays in step
+            raise RequestTooLarge(f"a message of {len(data)} bytes is larger than the runner channel carries "
+                                  f"({self.max_message} bytes)")
         view = memoryview(_LEN.pack(len(data)) + data)
         with self._send_lock:
             poller = None

@@ -406,13 +406,18 @@ class Scheduler:
             await asyncio.wait_for(asyncio.shield(loading), timeout)
         except BaseException as e:
             # The load cannot be interrupted from here; close the runner once it returns.
-            def _close(_f: asyncio.Future) -> None:
+            def _close(f: asyncio.Future) -> None:
+                if not f.cancelled():
+                    f.exception()             # seen: the request got its own error above
                 self._spawn(asyncio.to_thread(runner.close))
             if loading.done():
                 _close(loading)
             else:
                 loading.add_done_callback(_close)
             if isinstance(e, asyncio.TimeoutError):
+                kill = getattr(runner, "kill", None)
+                if kill is not None:          # a child process can be stopped mid-load; its thread then returns
+                    kill()
                 raise LoadTimeout(f"timed out waiting for {req.name} to load "
                                   f"(OLLAMA_LOAD_TIMEOUT={format_keep_alive(self.load_timeout)})") from None
             raise

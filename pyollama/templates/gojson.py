@@ -81,6 +81,8 @@ def is_empty(v: Any) -> bool:
     """encoding/json's omitempty test: false, 0, "", nil, and empty slices and maps."""
     if v is None or v is MISSING:
         return True
+    if getattr(type(v), "go_pointer", False):     # a non-nil pointer is never empty
+        return False
     if isinstance(v, (str, list, tuple, dict)):
         return len(v) == 0
     if isinstance(v, bool):

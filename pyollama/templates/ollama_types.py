@@ -20,14 +20,40 @@ def _json_or_empty(v: Any) -> str:
         return ""
 
 
-class Arguments(OrderedMap):
-    """api.ToolCallFunctionArguments: an object that keeps key order and prints as JSON."""
+class _TemplateMap(OrderedMap):
+    """A Go map with a String() method that prints its JSON: ranged and marshalled in sorted key
+    order, whatever order the client sent (Ollama converts these to plain maps for templates)."""
 
     __slots__ = ()
-    go_type = "api.ToolCallFunctionArguments"
+
+    def go_json(self) -> Any:
+        return dict(self)
 
     def go_string(self) -> str:
         return _json_or_empty(self)
+
+
+class Arguments(_TemplateMap):
+    """A tool call's arguments as templates see them (Ollama's ``templateArgs``)."""
+
+    __slots__ = ()
+    go_type = "template.templateArgs"
+
+
+class ToolProperties(_TemplateMap):
+    """A tool's top-level properties as templates see them (Ollama's ``templateProperties``)."""
+
+    __slots__ = ()
+    go_type = "template.templateProperties"
+
+
+class PropertiesMap(OrderedMap):
+    """A nested property's ``properties`` (``*api.ToolPropertiesMap``): marshals in the order the
+    client sent. A pointer in Go, so ``omitempty`` drops it only when absent, not when empty."""
+
+    __slots__ = ()
+    go_type = "*api.ToolPropertiesMap"
+    go_pointer = True
 
 
 class PropertyType(GoSlice):
@@ -73,18 +99,22 @@ class _Jsonable(GoStruct):
 
 
 class ToolProperty(GoStruct):
-    __slots__ = ("AnyOf", "Type", "Items", "Description", "Enum")
+    __slots__ = ("AnyOf", "Type", "Items", "Description", "Enum", "Properties", "Required")
     _go_type = "api.ToolProperty"
     _json_fields = (("AnyOf", "anyOf", True), ("Type", "type", True), ("Items", "items", True),
-                    ("Description", "description", True), ("Enum", "enum", True))
+                    ("Description", "description", True), ("Enum", "enum", True),
+                    ("Properties", "properties", True), ("Required", "required", True))
 
     def __init__(self, AnyOf: list[ToolProperty] | None = None, Type: PropertyType | None = None,
-                 Items: Any = None, Description: str = "", Enum: list[Any] | None = None):
+                 Items: Any = None, Description: str = "", Enum: list[Any] | None = None,
+                 Properties: PropertiesMap | None = None, Required: list[str] | None = None):
         self.AnyOf = AnyOf or []
         self.Type = Type if Type is not None else PropertyType()
         self.Items = Items
         self.Description = Description
         self.Enum = Enum or []
+        self.Properties = Properties          # None: absent (a nil pointer in Go)
+        self.Required = Required or []
 
     def to_typescript(self) -> str:
         """api.ToolProperty.ToTypeScriptType: `string`, `number | null`, `any[]`, ..."""
@@ -106,12 +136,12 @@ class ToolFunctionParameters(_Jsonable):
                     ("Required", "required", True), ("Properties", "properties", False))
 
     def __init__(self, Type: str = "", Defs: Any = None, Items: Any = None,
-                 Required: list[str] | None = None, Properties: dict[str, ToolProperty] | None = None):
+                 Required: list[str] | None = None, Properties: ToolProperties | None = None):
         self.Type = Type
         self.Defs = Defs
         self.Items = Items
         self.Required = Required or []
-        self.Properties = Properties if Properties is not None else {}
+        self.Properties = Properties if Properties is not None else ToolProperties()
 
 
 class ToolFunction(_Jsonable):
@@ -196,10 +226,18 @@ def property_from_api(d: Any) -> ToolProperty:
     ptype = PropertyType([t] if isinstance(t, str) else [x for x in t if isinstance(x, str)]
                          if isinstance(t, list) else [])
     any_of = d.get("anyOf")
+    props = d.get("properties")
     return ToolProperty(
         AnyOf=[property_from_api(p) for p in any_of] if isinstance(any_of, list) else [],
         Type=ptype, Items=d.get("items"), Description=_str(d.get("description")),
-        Enum=list(d["enum"]) if isinstance(d.get("enum"), list) else [])
+        Enum=list(d["enum"]) if isinstance(d.get("enum"), list) else [],
+        Properties=PropertiesMap((k, property_from_api(v)) for k, v in props.items())
+        if isinstance(props, dict) else None,
+        Required=_strings(d.get("required")))
+
+
+def _strings(v: Any) -> list[str]:
+    return [x for x in v if isinstance(x, str)] if isinstance(v, list) else []
 
 
 def tool_from_api(d: Any) -> Tool:
@@ -207,15 +245,14 @@ def tool_from_api(d: Any) -> Tool:
     fn = d.get("function") if isinstance(d.get("function"), dict) else {}
     params = fn.get("parameters") if isinstance(fn.get("parameters"), dict) else {}
     props = params.get("properties") if isinstance(params.get("properties"), dict) else {}
-    req = params.get("required")
     return Tool(
         Type=_str(d.get("type")), Items=d.get("items"),
         Function=ToolFunction(
             Name=_str(fn.get("name")), Description=_str(fn.get("description")),
             Parameters=ToolFunctionParameters(
                 Type=_str(params.get("type")), Defs=params.get("$defs"), Items=params.get("items"),
-                Required=[r for r in req if isinstance(r, str)] if isinstance(req, list) else [],
-                Properties={k: property_from_api(v) for k, v in props.items()})))
+                Required=_strings(params.get("required")),
+                Properties=ToolProperties((k, property_from_api(v)) for k, v in props.items()))))
 
 
 def tools_from_api(tools: Any) -> ToolList:

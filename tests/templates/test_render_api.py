@@ -66,9 +66,10 @@ def test_render_template_plain_go_semantics() -> None:
                            {"Role": "assistant", "ToolCalls": [{"Function": {"Name": "f", "Arguments": {"y": 1, "x": "<"}}}]}],
               "Tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object",
                                                                                     "properties": {}}}}]}
-    # no merging, arguments in their order and HTML-safe, tools as Go's JSON, missing key <no value>
+    # no merging, arguments as a Go map (sorted keys, as Ollama hands them to templates) and HTML-safe,
+    # tools as Go's JSON, missing key <no value>
     assert render_template(t, values) == (
-        's|user=a;user=b;assistant= f{"y":1,"x":"\\u003c"};|'
+        's|user=a;user=b;assistant= f{"x":"\\u003c","y":1};|'
         '[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{}}}}]|true|<no value>')
 
 

@@ -11,21 +11,40 @@ import (
 	"strings"
 )
 
-// Args keeps the top-level key order of a tool call's arguments, like Ollama's
-// ToolCallFunctionArguments; nested objects are plain maps (sorted when marshalled).
-type Args struct {
-	keys []string
-	vals map[string]any
-}
+// Args is a tool call's arguments as templates see them: Ollama hands templates a plain Go map
+// (its templateArgs), so they print and range with sorted keys, whatever order the client sent.
+type Args map[string]any
 
 func (a *Args) UnmarshalJSON(b []byte) error {
-	a.vals = map[string]any{}
-	a.keys = nil
-	if string(bytes.TrimSpace(b)) == "null" {
-		return nil
-	}
+	var m map[string]any
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil {
+		return err
+	}
+	*a = Args(numbers(m).(map[string]any))
+	return nil
+}
+
+func (a Args) String() string {
+	if a == nil {
+		return "{}"
+	}
+	b, _ := json.Marshal(map[string]any(a))
+	return string(b)
+}
+
+// PropMap is a nested property's "properties", like Ollama's *ToolPropertiesMap: it keeps the
+// order the client sent when marshalled.
+type PropMap struct {
+	keys []string
+	vals map[string]ToolProperty
+}
+
+func (m *PropMap) UnmarshalJSON(b []byte) error {
+	m.vals = map[string]ToolProperty{}
+	m.keys = nil
+	dec := json.NewDecoder(bytes.NewReader(b))
 	if _, err := dec.Token(); err != nil { // '{'
 		return err
 	}
@@ -35,29 +54,29 @@ func (a *Args) UnmarshalJSON(b []byte) error {
 			return err
 		}
 		k := t.(string)
-		var v any
+		var v ToolProperty
 		if err := dec.Decode(&v); err != nil {
 			return err
 		}
-		if _, seen := a.vals[k]; !seen {
-			a.keys = append(a.keys, k)
+		if _, seen := m.vals[k]; !seen {
+			m.keys = append(m.keys, k)
 		}
-		a.vals[k] = numbers(v)
+		m.vals[k] = v
 	}
 	return nil
 }
 
-func (a Args) MarshalJSON() ([]byte, error) {
+func (m PropMap) MarshalJSON() ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteByte('{')
-	for i, k := range a.keys {
+	for i, k := range m.keys {
 		if i > 0 {
 			b.WriteByte(',')
 		}
 		kb, _ := json.Marshal(k)
 		b.Write(kb)
 		b.WriteByte(':')
-		vb, err := json.Marshal(a.vals[k])
+		vb, err := json.Marshal(m.vals[k])
 		if err != nil {
 			return nil, err
 		}
@@ -67,8 +86,15 @@ func (a Args) MarshalJSON() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-func (a Args) String() string {
-	b, _ := json.Marshal(a)
+// Props is a tool's top-level properties as templates see them (Ollama's templateProperties):
+// a Go map, sorted, printing as JSON.
+type Props map[string]ToolProperty
+
+func (p Props) String() string {
+	if p == nil {
+		return "{}"
+	}
+	b, _ := json.Marshal(map[string]ToolProperty(p))
 	return string(b)
 }
 
@@ -111,6 +137,8 @@ type ToolProperty struct {
 	Items       any            `json:"items,omitempty"`
 	Description string         `json:"description,omitempty"`
 	Enum        []any          `json:"enum,omitempty"`
+	Properties  *PropMap       `json:"properties,omitempty"`
+	Required    []string       `json:"required,omitempty"`
 }
 
 var tsTypes = map[string]string{"string": "string", "number": "number", "integer": "number",
@@ -139,11 +167,11 @@ func (tp ToolProperty) ToTypeScriptType() string {
 }
 
 type ToolFunctionParameters struct {
-	Type       string                  `json:"type"`
-	Defs       any                     `json:"$defs,omitempty"`
-	Items      any                     `json:"items,omitempty"`
-	Required   []string                `json:"required,omitempty"`
-	Properties map[string]ToolProperty `json:"properties"`
+	Type       string   `json:"type"`
+	Defs       any      `json:"$defs,omitempty"`
+	Items      any      `json:"items,omitempty"`
+	Required   []string `json:"required,omitempty"`
+	Properties Props    `json:"properties"`
 }
 
 func (t ToolFunctionParameters) String() string { b, _ := json.Marshal(t); return string(b) }

@@ -8,9 +8,11 @@ Temp files are named ``.tmp-<pid>-<random>`` so that a later prune can tell a de
 from a live writer's work in progress (see :func:`is_stale_temp`).
 
 Test hook (deliberately tiny, read once at import): ``PYOLLAMA_STORE_CRASH_AT=N`` SIGKILLs the process
-at the N-th crash point (every chunk written, every fsync, every rename), and
-``PYOLLAMA_STORE_CRASH_TRACE=<file>`` appends one line per crash point, so a test can count the points
-and then kill a writer at each of them (tests/store/test_crash.py).
+at the N-th crash point (every chunk written, every fsync, every rename),
+``PYOLLAMA_STORE_CRASH_ON=<label>`` at the first one with exactly that label (a point named rather than
+counted: its number can shift with thread timing), and ``PYOLLAMA_STORE_CRASH_TRACE=<file>``
+appends one line per crash point, so a test can count the points and then kill a writer at each of them
+(tests/store/test_crash.py, tests/api/test_server_kill.py).
 
 Thread-safety: every function may be called from any thread; the crash counter is process-wide.
 """
@@ -34,6 +36,7 @@ TEMP_PREFIX = ".tmp-"
 
 _CRASH_AT = int(os.environ.get("PYOLLAMA_STORE_CRASH_AT", "0") or 0)
 _CRASH_TRACE = os.environ.get("PYOLLAMA_STORE_CRASH_TRACE", "")
+_CRASH_ON = os.environ.get("PYOLLAMA_STORE_CRASH_ON", "")
 _crash_lock = threading.Lock()
 _crash_count = 0
 
@@ -41,7 +44,7 @@ _crash_count = 0
 def crash_point(label: str) -> None:
     """A place where the test hook may kill the process (no-op unless the env vars are set)."""
     global _crash_count
-    if not _CRASH_AT and not _CRASH_TRACE:
+    if not _CRASH_AT and not _CRASH_TRACE and not _CRASH_ON:
         return
     with _crash_lock:
         _crash_count += 1
@@ -49,7 +52,7 @@ def crash_point(label: str) -> None:
         if _CRASH_TRACE:
             with open(_CRASH_TRACE, "a") as f:
                 f.write(f"{n} {label}\n")
-    if _CRASH_AT and n == _CRASH_AT:
+    if (_CRASH_AT and n == _CRASH_AT) or (_CRASH_ON and label == _CRASH_ON):
         os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -1,6 +1,6 @@
 """pyollama: a local LLM runtime over a pinned llama.cpp, compatible with Ollama's API.
 
-Layers (see DESIGN.md): `_native` (Cython over libllama) → `engine` → `runner` → `scheduler` →
+Layers (see docs/architecture.md): `_native` (Cython over libllama) → `engine` → `runner` → `scheduler` →
 `api`; beside them `templates`, `store` and `cli`. Importing `pyollama` is cheap: the native
 extension loads on first use.
 """

@@ -1,4 +1,4 @@
-"""The ``pyollama`` command: Ollama's CLI (OLLAMA.md §15) over pyollama's HTTP API.
+"""The ``pyollama`` command: Ollama's CLI (docs/contract.md §15) over pyollama's HTTP API.
 
     pyollama serve | run | pull | push | create | show | list/ls | ps | stop | rm | cp | import-pypi
 

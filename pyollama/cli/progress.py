@@ -1,5 +1,5 @@
 """Progress for pull, push, create and blob uploads, fed with the server's progress objects
-(``{"status", "digest"?, "total"?, "completed"?}``, OLLAMA.md §2.10) or the client's own in that shape.
+(``{"status", "digest"?, "total"?, "completed"?}``, docs/contract.md §2.10) or the client's own in that shape.
 
 On a terminal (stderr is a TTY) rich draws what Ollama's CLI draws: one spinner line per status and one
 bar per layer and step (keyed by status and digest: one layer can be uploaded, then quantized) with

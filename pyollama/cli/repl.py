@@ -1,4 +1,4 @@
-"""``pyollama run MODEL`` without a prompt: the interactive session (OLLAMA.md §15).
+"""``pyollama run MODEL`` without a prompt: the interactive session (docs/contract.md §15).
 
 Line editing is prompt_toolkit's, chosen over the standard library's ``readline`` because it gives what
 Ollama's own readline gives on every platform (``readline`` is missing on Windows and is libedit on

@@ -2,7 +2,7 @@
 
 ``chat_turn`` sends the whole conversation to ``/api/chat``; the server keeps it inside the context
 window by Ollama's rule (drop whole messages from the front, keep every system message and always the
-newest one, OLLAMA.md §2.2). When even the newest message cannot fit, the server answers 400 and the
+newest one, docs/contract.md §2.2). When even the newest message cannot fit, the server answers 400 and the
 turn fails with that message: the user's turn is taken back out of the history, so the session goes on
 and the newest turn is never lost silently.
 
@@ -124,7 +124,7 @@ def generate_once(client: Client, opts: RunOptions, prompt: str, *, show_thinkin
 
 
 def load_model(client: Client, opts: RunOptions) -> None:
-    """Load the model before the first prompt (``messages: []`` only loads, OLLAMA.md §2.2), with the
+    """Load the model before the first prompt (``messages: []`` only loads, docs/contract.md §2.2), with the
     spinner, so the first answer does not pay for it."""
     body: dict[str, Any] = {"model": opts.model, "messages": [], "stream": False}
     extras = opts.request_extras()

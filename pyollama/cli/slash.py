@@ -1,4 +1,4 @@
-"""The REPL's slash commands (OLLAMA.md §15): ``/set``, ``/show``, ``/load``, ``/save``, ``/clear``,
+"""The REPL's slash commands (docs/contract.md §15): ``/set``, ``/show``, ``/load``, ``/save``, ``/clear``,
 ``/list``, ``/bye`` (``/exit``), ``/?`` (``/help``). Messages and wording follow Ollama's CLI, so people
 (and scripts) that know one know the other.
 

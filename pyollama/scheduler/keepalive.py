@@ -1,4 +1,4 @@
-"""``keep_alive``: how long a model stays loaded after its last request (OLLAMA.md §4).
+"""``keep_alive``: how long a model stays loaded after its last request (docs/contract.md §4).
 
 Seconds as a float: ``0`` unloads as soon as the request finishes, ``math.inf`` keeps the model for
 ever (any negative value), ``None`` means "the server default" (``OLLAMA_KEEP_ALIVE``).

@@ -14,7 +14,7 @@ def needs_reload(loaded: Any, wanted: Any) -> bool:
     """Whether a runner loaded for spec ``loaded`` cannot serve spec ``wanted`` (both RunnerSpec-like
     dataclasses, as *requested*). Every field counts — context size, batch, threads, mmap, adapters,
     parallel slots, embedding mode, flash attention, KV type — except ``num_gpu`` when the new request
-    leaves it automatic (-1), as in Ollama (OLLAMA.md §4). Sampling options are not part of a spec, so
+    leaves it automatic (-1), as in Ollama (docs/contract.md §4). Sampling options are not part of a spec, so
     they never cause a reload."""
     for f in dataclasses.fields(wanted):
         a, b = getattr(loaded, f.name), getattr(wanted, f.name)

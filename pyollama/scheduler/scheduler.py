@@ -6,7 +6,7 @@
         stream = lease.runner.submit(seq_request)
     await sched.close()                  # unloads everything
 
-Rules (OLLAMA.md §4, §14):
+Rules (docs/contract.md §4, §14):
 
 * A request whose model is loaded with a compatible spec goes straight to that runner (its slots and
   its own queue do the batching). Everything else waits in one FIFO queue of at most ``max_queue``

@@ -2,7 +2,7 @@
 ``anthropic`` SDK (and raw HTTP where bytes matter), against a live ``pyollama serve``. C = smollm2:135m;
 ``smol-tools`` / ``smol-think`` are SmolLM2 with tools / thinking templates (``tests/api/compat_models.py``).
 
-OLLAMA.md §17 conformance item → tests:
+docs/conformance.md item → tests:
 | 64 | test_64_max_tokens_required, test_64_message_non_stream, test_64_stream_event_order (bytes),
 |    | test_stream_sdk_equals_non_stream |
 Beyond the checklist: tool_choice any / tool with a tool_result round trip (streamed and not), thinking

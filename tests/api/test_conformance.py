@@ -1,4 +1,4 @@
-"""OLLAMA.md §17 conformance checklist against a real ``pyollama serve`` (raw HTTP through httpx).
+"""The conformance checklist (docs/conformance.md) against a real ``pyollama serve`` (raw HTTP through httpx).
 
 C = smollm2:135m, E = minilm. Items 32–35 need a tools/thinking model or a vision model (none in the test
 set); 55–65 are the OpenAI/Anthropic layers (another issue); 66–69 live in test_scheduling.py.

@@ -2,7 +2,7 @@
 against a live ``pyollama serve``. C = smollm2:135m, E = minilm; ``smol-tools`` / ``smol-think`` are
 SmolLM2 with tools / thinking templates (``tests/api/compat_models.py``).
 
-OLLAMA.md §17 conformance items → tests:
+docs/conformance.md items → tests:
 | 55 | test_55_chat_non_stream |
 | 56 | test_56_57_chat_stream_framing (bytes), test_chat_stream_sdk_equals_non_stream |
 | 57 | test_56_57_chat_stream_framing |

@@ -1,4 +1,4 @@
-"""Scheduling through a real server (process runners, real models): OLLAMA.md §17 items 66–69, plus
+"""Scheduling through a real server (process runners, real models): docs/conformance.md items 66–69, plus
 keep_alive, eviction, a queued client leaving, a runner killed mid-stream, graceful shutdown, API key and
 body limit.
 

@@ -1,5 +1,6 @@
-"""The option table must match OLLAMA.md §3 exactly (names, types, defaults, removed keys), apart from
-the rows marked as pyollama extensions."""
+"""The option table must match Ollama's exactly (names, types, defaults, removed keys), apart from the rows
+marked as pyollama extensions. The reference is the shared OLLAMA.md §3 beside the checkout;
+docs/contract.md §3 restates the same table in a form these parsers also read."""
 from __future__ import annotations
 
 import re

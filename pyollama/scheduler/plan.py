@@ -100,6 +100,8 @@ def load_request(name: str, model_path: str | Path, opts: Mapping[str, Any], cfg
                  adapters: tuple[str, ...] = (), total_vram: int = 0, info: dict | None = None) -> LoadRequest:
     """Everything the scheduler needs for one request. ``name`` is what ``/api/ps`` shows."""
     hdr = header(model_path)
+    # The scheduler measures the model natively in this process: refuse the headers llama.cpp aborts on.
+    gguf_meta.check_loadable(model_path)
     spec = runner_spec(model_path, opts, cfg, info=hdr, adapters=adapters, total_vram=total_vram)
     adapters_size = sum(os.path.getsize(a) for a in adapters if os.path.exists(a))
     est = estimate(hdr.kv, file_size=os.path.getsize(model_path), adapters_size=adapters_size,

@@ -131,6 +131,8 @@ class _Creator:
                                   f"model's {base.architecture}")
         if req.quantize and base is not None and base.file_type_name != req.quantize:
             quant.check_source(base.file_type_name)
+            # llama_model_quantize reads the hyperparameters in this process: refuse what it would abort on
+            gguf_meta.check_loadable(base.path)
 
     def _planned_model_info(self) -> gguf_meta.GGUFInfo | None:
         for _, info in self.local_gguf:
@@ -265,6 +267,7 @@ class _Creator:
             if have == want:
                 continue
             quant.check_source(have)
+            gguf_meta.check_loadable(self.store.blobs.path(x.layer.digest))
             status = f"quantizing {have} model to {want}"
             total = x.layer.size
             yield {"status": status, "digest": x.layer.digest, "total": total, "completed": 0}

@@ -140,9 +140,10 @@ _line = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp"), bla
 
 def _param() -> st.SearchStrategy[Command]:
     def value(name: str) -> st.SearchStrategy[str]:
-        t = options.OPTIONS[name].type
-        if t == "int":
-            return st.integers(-2**40, 2**40).map(str)
+        opt = options.OPTIONS[name]
+        t = opt.type
+        if t == "int":     # within the option's range: values outside are refused (test_options covers that)
+            return st.integers(opt.lo, opt.hi).map(str)
         if t == "float":
             return st.floats(allow_nan=False, allow_infinity=False).map(repr)
         if t == "bool":

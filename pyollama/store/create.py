@@ -11,7 +11,7 @@ under the store's shared writer lock; the manifest is written last. If anything 
 iterating) the blobs this call created and nothing references are removed again.
 
 Template choice: when no TEMPLATE is given for an imported GGUF, no template layer is written and the
-server renders the GGUF's own Jinja chat template (OLLAMA.md §2.6 "native" mode); Ollama's alternative,
+server renders the GGUF's own Jinja chat template (docs/contract.md §2.7, §8); Ollama's alternative,
 matching the Jinja text against its built-in Go templates, needs a template index pyollama does not ship.
 
 Thread-safety: may run in any thread; concurrent creates (threads or processes) are safe.

@@ -78,7 +78,7 @@ class ModelRecord:
 
 def derive_capabilities(info: gguf_meta.GGUFInfo | None, template: str | None, *, is_jinja: bool,
                         projector: bool) -> list[str]:
-    """Ollama's ``capabilities`` list (OLLAMA.md §2.6) for a model GGUF header, its template (a Go
+    """Ollama's ``capabilities`` list (docs/contract.md §2.6) for a model GGUF header, its template (a Go
     TEMPLATE, or the GGUF's Jinja chat template when ``is_jinja``) and whether it has a projector.
 
     The template engine decides (``pyollama.templates.model_capabilities``), so show, create and the

@@ -1,4 +1,4 @@
-"""Modelfile parser and serializer (OLLAMA.md §9; Ollama's ``parser/parser.go``).
+"""Modelfile parser and serializer (docs/contract.md §9; Ollama's ``parser/parser.go``).
 
 Grammar, as Ollama reads it:
 

@@ -1,6 +1,6 @@
 """Model names: ``[scheme://][host/][namespace/]model[:tag][@digest]``, with Ollama's defaults and part rules.
 
-Rules follow Ollama's ``types/model/name.go`` (OLLAMA.md §10):
+Rules follow Ollama's ``types/model/name.go`` (docs/contract.md §10.1):
 
 ========== ======= ==================================================
 part       length  characters

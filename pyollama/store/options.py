@@ -1,8 +1,8 @@
-"""The runtime option table (``options`` in the API = ``PARAMETER`` in a Modelfile), OLLAMA.md §3.
+"""The runtime option table (``options`` in the API = ``PARAMETER`` in a Modelfile), docs/contract.md §3.
 
 One row per option: name → type and default. The server validates request ``options`` with it, the
 Modelfile parser types ``PARAMETER`` values with it, and the scheduler reads ``runner`` to know which
-options force a runner reload (OLLAMA.md §4).
+options force a runner reload (docs/contract.md §4).
 
 Defaults are Ollama's; ``None`` means "unset / decided at run time" (``num_ctx`` comes from
 ``OLLAMA_CONTEXT_LENGTH`` or the VRAM tier, ``stop`` from the model, ``draft_num_predict`` from whether a
@@ -28,9 +28,9 @@ class Option:
     name: str
     type: OptionType
     default: Any
-    runner: bool = False     # changing it reloads the runner (OLLAMA.md §4)
+    runner: bool = False     # changing it reloads the runner (docs/contract.md §4)
     note: str = ""
-    extension: bool = False  # pyollama's own: not in Ollama's table (OLLAMA.md §3)
+    extension: bool = False  # pyollama's own: not in Ollama's table (docs/contract.md §3)
     # Range of an int option: what the C field under it holds (int32 unless noted), so a value that
     # cannot reach llama.cpp intact is a clear error here rather than an overflow deep in the engine.
     lo: int = -(1 << 31)

@@ -1,4 +1,4 @@
-"""``show`` and ``list`` as library functions, in the shapes of OLLAMA.md §2.6 (``/api/show``) and §2.4
+"""``show`` and ``list`` as library functions, in the shapes of docs/contract.md §2.6 (``/api/show``) and §2.4
 (``/api/tags``), plus the ``ollama show --modelfile`` and ``parameters`` text.
 
 Thread-safety: pure readers; may run concurrently with writers (manifests are replaced atomically).

@@ -1,6 +1,6 @@
 """``pull``: fetch a model's manifest and missing blobs from a registry into the store.
 
-Progress events are Ollama's, in Ollama's order (OLLAMA.md §2.10)::
+Progress events are Ollama's, in Ollama's order (docs/contract.md §2.10)::
 
     {"status": "pulling manifest"}
     {"status": "pulling 6a0746a1ec1a", "digest": "sha256:…", "total": N, "completed": n}   # repeated

@@ -1,6 +1,6 @@
 """Uploading one blob to a registry (distribution API), in a worker thread the push generator watches.
 
-Steps, with what a real registry (distribution 2.8) answers, measured in REGISTRY.md:
+Steps, with what a real registry (distribution 2.8) answers (docs/contract.md §10.5):
 
 1. ``HEAD /v2/<repo>/blobs/<d>``: 200 → the registry has it, nothing to send;
 2. ``POST /v2/<repo>/blobs/uploads/`` — with ``?mount=<d>&from=<ns/model>`` when the layer records the

@@ -7,6 +7,12 @@ unified buffer). Every step packs one token for each decoding sequence plus prom
 prefilling ones, up to n_batch tokens, decodes once, and samples every sequence that produced
 logits with its own sampler chain.
 
+Context shift (Ollama's ``shift``, on by default): a generation that fills its slot keeps the first
+``num_keep`` tokens (plus BOS), drops half of the rest from the KV cache, moves the tail down and goes
+on; a prompt longer than the context is cut the same way before it is evaluated (Ollama's rule for
+its llama-server runner). Where the memory cannot shift, or ``shift`` is off, a full slot ends the
+generation with ``length`` and a too-long prompt is refused.
+
 Prefix cache: a finished sequence leaves its tokens in its slot's KV; a new request goes to the
 free slot sharing the longest prefix with its prompt (least recently used among equals) and only
 the rest of the prompt is evaluated. Where the cache cannot drop a partial range (sliding-window
@@ -15,6 +21,7 @@ or recurrent memory) the slot is cleared and the prompt re-evaluated in full.
 from __future__ import annotations
 
 import collections
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -27,6 +34,10 @@ from pyollama.engine.sampling import SamplingParams, TokenSampler
 from pyollama.engine.stops import StopMatcher
 from pyollama.errors import InvalidRequest, PyollamaError
 from pyollama.runner.types import DoneEvent, ErrorEvent, SeqRequest, Stream, TokenEvent
+
+log = logging.getLogger("pyollama.runner")
+
+OPEN_ENDED_CONTEXTS = 10     # num_predict -1 (or more than this) = this many context windows, as Ollama
 
 
 @dataclass
@@ -47,16 +58,22 @@ class Sequence:
     out_idx: int = -1                 # batch index of this step's output, -1 = none
     t_start: int = 0
     t_prompt: int = 0
+    shift: bool = True
+    n_keep: int = 0                   # tokens a context shift keeps at the start (BOS included)
+    truncated: int = 0                # prompt tokens dropped before evaluation
+    shifted: int = 0                  # tokens dropped from the KV cache by context shifts
+    shifts: int = 0
 
     @property
     def prefilling(self) -> bool:
-        return self.n_past < len(self.tokens)
+        return self.n_past + self.shifted < len(self.tokens)
 
 
 @dataclass
 class Slot:
     id: int
     cached: list[int] = field(default_factory=list)   # tokens whose KV is in this slot
+    stale: bool = False               # the KV holds cells past `cached` (left by a context shift)
     last_used: float = 0.0
     seq: Sequence | None = None
 
@@ -81,6 +98,7 @@ class BatchLoop:
         if adapters:
             self.ctx.set_adapters(adapters)
         self.n_ctx_slot = self.ctx.n_ctx_seq
+        self.can_shift = self.ctx.memory.can_shift
         self.n_batch = self.ctx.n_batch
         self.batch = _native.Batch(self.n_batch, 1)
         self.slots = [Slot(i) for i in range(parallel)]
@@ -101,17 +119,48 @@ class BatchLoop:
         bad = [t for t in tokens if not 0 <= t < self.vocab.n_tokens]
         if bad:
             raise InvalidRequest(f"prompt token {bad[0]} is out of range for a vocabulary of {self.vocab.n_tokens}")
+        shift = req.shift and self.can_shift
+        n_keep = self._n_keep(opts, len(tokens))
+        truncated = 0
         if len(tokens) >= self.n_ctx_slot:
-            raise InvalidRequest(f"the prompt is {len(tokens)} tokens, which does not fit the context "
-                                 f"of {self.n_ctx_slot} tokens (num_ctx)")
+            if not shift:
+                raise InvalidRequest(f"the prompt is {len(tokens)} tokens, which does not fit the context "
+                                     f"of {self.n_ctx_slot} tokens (num_ctx)" +
+                                     ("" if self.can_shift else "; this model's memory cannot shift"))
+            tokens, truncated = self._truncate(tokens, n_keep)
         params = SamplingParams.from_options(opts, grammar=req.grammar,
                                              grammar_triggers=tuple(req.grammar_triggers or ()))
         num_predict, stop = generation_limits(opts)
+        # Ollama bounds open-ended generation (num_predict -1) at several context windows: with context
+        # shift a model that never emits an end token would otherwise run for ever.
+        bound = OPEN_ENDED_CONTEXTS * self.n_ctx_slot
+        if num_predict < 0 or num_predict > bound:
+            num_predict = bound
         return Sequence(stream=stream, tokens=tokens,
                         sampler=TokenSampler(params, self.model, self.n_ctx_slot),
                         detok=Detokenizer(self.vocab.token_to_piece, self._pieces), stops=StopMatcher(stop),
                         num_predict=num_predict,
-                        logprobs=req.logprobs or req.top_logprobs > 0, top_logprobs=max(0, req.top_logprobs))
+                        logprobs=req.logprobs or req.top_logprobs > 0, top_logprobs=max(0, req.top_logprobs),
+                        shift=shift, n_keep=n_keep, truncated=truncated)
+
+    def _n_keep(self, opts: dict, n_prompt: int) -> int:
+        """llama-server's n_keep: ``num_keep`` (default 4; < 0 = the whole prompt) plus the BOS token."""
+        n = int(opts.get("num_keep", 4) if opts.get("num_keep") is not None else 4)
+        if n < 0:
+            n = n_prompt
+        if self.vocab.add_bos:
+            n += 1
+        return max(0, n)
+
+    def _truncate(self, tokens: list[int], n_keep: int) -> tuple[list[int], int]:
+        """Ollama's cut for a prompt longer than the context: keep ``n_keep`` tokens, drop from just after
+        them so that the first context shift's worth of room is left for the answer."""
+        n_keep = min(n_keep, self.n_ctx_slot - 1)
+        limit = self.n_ctx_slot - max((self.n_ctx_slot - n_keep) // 2, 1)
+        discard = len(tokens) - limit
+        log.warning("truncating input prompt: %d tokens for a context of %d (keep %d, new %d)",
+                    len(tokens), self.n_ctx_slot, n_keep, limit)
+        return tokens[:n_keep] + tokens[n_keep + discard:], discard
 
     def add(self, seq: Sequence) -> None:
         self.waiting.append(seq)
@@ -132,10 +181,11 @@ class BatchLoop:
             slot = self._choose_slot(free, seq.tokens)
             keep = min(common_prefix(slot.cached, seq.tokens), len(seq.tokens) - 1)
             mem = self.ctx.memory
-            if keep < len(slot.cached) and not mem.seq_rm(slot.id, keep, -1):
+            if (keep < len(slot.cached) or slot.stale) and not mem.seq_rm(slot.id, keep, -1):
                 mem.seq_rm(slot.id, -1, -1)       # partial removal unsupported: start over
                 keep = 0
             del slot.cached[keep:]
+            slot.stale = False
             slot.seq = seq
             seq.slot = slot.id
             seq.n_past = seq.cached = keep
@@ -201,7 +251,8 @@ class BatchLoop:
             return
         for seq, toks in fed:
             seq.n_past += len(toks)
-            self.slots[seq.slot].cached.extend(toks)
+            if not seq.shifts:              # after a shift the KV no longer lines up with a token list
+                self.slots[seq.slot].cached.extend(toks)
         for seq, _ in fed:
             if seq.out_idx >= 0:
                 self._sample(seq)
@@ -226,10 +277,34 @@ class BatchLoop:
             seq.stream.put(TokenEvent(text, token, logprobs))
         if matched is not None:
             self._finish(seq, "stop", flush=False)
-        elif 0 <= seq.num_predict <= len(seq.generated) or seq.n_past >= self.n_ctx_slot:
+        elif 0 <= seq.num_predict <= len(seq.generated) or (
+                seq.n_past >= self.n_ctx_slot - (1 if seq.shift else 0) and not (seq.shift and self._shift(seq))):
             self._finish(seq, "length")
         else:
             seq.pending = token
+
+    def _shift(self, seq: Sequence) -> bool:
+        """Make room in a full slot: keep ``n_keep`` tokens, drop half of the rest, move the tail down.
+        As llama-server does it at the pin (one cell before the slot is full, n_keep ≤ n_ctx - 4), so
+        greedy output equals ``llama-server --context-shift --keep num_keep``."""
+        keep = min(seq.n_keep, self.n_ctx_slot - 4)
+        left = seq.n_past - keep
+        discard = max(0, min(left // 2, left - 1))
+        if discard <= 0:
+            return False
+        mem = self.ctx.memory
+        if not mem.seq_rm(seq.slot, keep, keep + discard):
+            return False
+        mem.seq_add(seq.slot, keep + discard, seq.n_past, -discard)
+        seq.n_past -= discard
+        seq.shifted += discard
+        seq.shifts += 1
+        # What stays after the kept head was computed beside tokens that are gone: not a prefix any
+        # later prompt can reuse as is.
+        slot = self.slots[seq.slot]
+        del slot.cached[keep:]
+        slot.stale = True
+        return True
 
     def _logprobs(self, seq: Sequence):
         logits = np.asarray(self.ctx.logits(seq.out_idx), dtype=np.float64)
@@ -261,7 +336,8 @@ class BatchLoop:
             done_reason=reason, prompt_eval_count=len(seq.tokens),
             prompt_eval_duration=max(0, t_prompt - seq.t_start) if seq.t_start else 0,
             eval_count=len(seq.generated), eval_duration=max(0, now - t_prompt) if seq.t_start else 0,
-            prompt_cached=seq.cached, tokens=list(seq.generated)))
+            prompt_cached=seq.cached, tokens=list(seq.generated), prompt_truncated=seq.truncated,
+            context_shifts=seq.shifts))
         if release:
             self._release(seq)
 

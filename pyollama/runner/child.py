@@ -18,6 +18,7 @@ import socket
 import sys
 import threading
 
+from pyollama.errors import RequestTooLarge
 from pyollama.runner.runner import Runner
 from pyollama.runner.types import DoneEvent, ErrorEvent, Event, Stream
 from pyollama.runner.wire import _LEN, Channel
@@ -108,7 +109,10 @@ def _embed(chan: Channel, runner: Runner, rid: int, inputs, truncate, normalize)
     except BaseException as e:
         _send_quiet(chan, ("error", rid, e))
         return
-    _send_quiet(chan, ("result", rid, result))
+    try:
+        _send_quiet(chan, ("result", rid, result))
+    except RequestTooLarge as e:          # refused whole before sending: the caller must still hear
+        _send_quiet(chan, ("error", rid, e))
 
 
 def _heartbeat(chan: Channel, runner: Runner, every: float, stop: threading.Event) -> None:

@@ -42,6 +42,7 @@ class SeqRequest:
     logprobs: bool = False
     top_logprobs: int = 0
     add_special: bool = True
+    shift: bool = True              # context shift (Ollama's `shift`): keep num_keep, drop half the rest
 
 
 @dataclass
@@ -60,6 +61,8 @@ class DoneEvent:
     eval_duration: int               # ns
     prompt_cached: int = 0           # prompt tokens reused from the KV cache
     tokens: list[int] = field(default_factory=list)
+    prompt_truncated: int = 0        # prompt tokens dropped to fit the context (shift on)
+    context_shifts: int = 0          # times the context was shifted during generation
 
 
 @dataclass

@@ -71,8 +71,8 @@ def test_stop_and_limits(tiny_runner):
                                                                   "stop": [word]})))
     assert d2.done_reason == "stop" and cut == full[: full.index(word)]
     with pytest.raises(InvalidRequest, match="does not fit the context of 256"):
-        tiny_runner.submit(SeqRequest("word " * 300, {}))
-    _, d3 = _collect(tiny_runner.submit(SeqRequest("a " * 200, {"temperature": 0, "num_predict": -1})))
+        tiny_runner.submit(SeqRequest("word " * 300, {}, shift=False))
+    _, d3 = _collect(tiny_runner.submit(SeqRequest("a " * 200, {"temperature": 0, "num_predict": -1}, shift=False)))
     assert d3.done_reason == "length" and d3.prompt_eval_count + d3.eval_count <= 257
 
 
@@ -142,7 +142,7 @@ def test_process_runner_survives_a_kill(tiny_model_path):
             hello = local.tokenize("hello")
         assert pr.tokenize("hello") == hello and hello and pr.info["parallel"] == 2
         with pytest.raises(InvalidRequest):
-            pr.submit(SeqRequest("word " * 300, {}))
+            pr.submit(SeqRequest("word " * 300, {}, shift=False))
         s = pr.submit(SeqRequest(PROMPTS[1], {"temperature": 0, "num_predict": -1}))
         next(iter(s))
         pr.kill()

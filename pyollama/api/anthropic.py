@@ -173,7 +173,7 @@ def thinking_of(b: dict[str, Any]) -> bool | str | None:
         think = kind != "disabled"
     effort = (B.obj(b, "output_config") or {}).get("effort")
     if effort is not None and think is not False:
-        if effort not in EFFORTS:
+        if not isinstance(effort, str) or effort not in EFFORTS:
             raise InvalidRequest(f"output_config.effort: must be one of {', '.join(EFFORTS)}")
         think = EFFORTS[effort]
     return think

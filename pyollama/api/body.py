@@ -25,7 +25,7 @@ THINK_LEVELS = ("low", "medium", "high", "max")
 # Deeper than any real schema, tool call or message list nests, and shallow enough that everything
 # recursive downstream (schema → grammar, template printing, json.dumps) stays far from Python's stack limit.
 MAX_DEPTH = 128
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -36,21 +36,25 @@ async def read_json(request: Request) -> dict[str, Any]:
 
 def parse_json(raw: bytes) -> dict[str, Any]:
     """Decode a request body the way Go's encoding/json would let it through: ``NaN``/``Infinity`` are
-    not JSON, a lone UTF-16 surrogate escape becomes U+FFFD (as Go decodes it; Python would keep a
-    code point that no UTF-8 encoder accepts), and nesting deeper than ``MAX_DEPTH`` is refused."""
+    not JSON, invalid UTF-8 and lone UTF-16 surrogates (escaped or not) become U+FFFD (as Go decodes
+    them; Python would keep a code point that no UTF-8 encoder accepts), and nesting deeper than
+    ``MAX_DEPTH`` is refused."""
     if not raw.strip():
         raise InvalidRequest("missing request body")
+    # Decoded here, not by json.loads: for bytes it uses "surrogatepass", which lets the raw UTF-8 form
+    # of a surrogate (ED A0 80) through as a lone surrogate, and every later encode then fails.
+    text = raw.decode(json.detect_encoding(raw), "replace")
     try:
-        value = json.loads(raw, parse_constant=_no_constant)
+        value = json.loads(text, parse_constant=_no_constant)
     except RecursionError:
         raise InvalidRequest(f"invalid JSON: nested deeper than {MAX_DEPTH} levels") from None
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidRequest(f"invalid JSON: {e}") from None
     if not isinstance(value, dict):
         raise InvalidRequest(f"the request body must be a JSON object, not {_kind(value)}")
-    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:
+    if text.count("[") + text.count("{") > MAX_DEPTH:
         _check_depth(value)
-    if _SURROGATE_ESCAPE.search(raw):
+    if _SURROGATE_ESCAPE.search(text):
         value = _replace_surrogates(value)
     return value
 

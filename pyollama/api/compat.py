@@ -41,7 +41,11 @@ def number(b: dict[str, Any], key: str, lo: float | None = None, hi: float | Non
     return float(v)
 
 
-def count(b: dict[str, Any], key: str, lo: int = 0) -> int | None:
+# Go decodes these fields into an int (int64): a larger number is a 400 there, and here.
+INT64_MAX = (1 << 63) - 1
+
+
+def count(b: dict[str, Any], key: str, lo: int = 0, hi: int = INT64_MAX) -> int | None:
     v = b.get(key)
     if v is None:
         return None
@@ -49,6 +53,8 @@ def count(b: dict[str, Any], key: str, lo: int = 0) -> int | None:
         raise InvalidRequest(f'"{key}" must be an integer')
     if v < lo:
         raise InvalidRequest(f'"{key}" must be at least {lo}, not {int(v)}')
+    if v > hi:
+        raise InvalidRequest(f'"{key}" must be at most {hi}, not {int(v)}')
     return int(v)
 
 

@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import datetime as _dt
 import logging
-import math
 import queue
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -134,10 +133,14 @@ async def ps(request: Request) -> Response:
     return JSONResponse({"models": [m for _, m in models]})
 
 
+FAR_FUTURE = _dt.datetime(2318, 1, 1, tzinfo=_dt.timezone.utc).timestamp()
+
+
 def _wall_time(t: float) -> str:
-    """RFC 3339 with nanoseconds, local time; ``inf`` (keep for ever) → Go's far-future maximum."""
-    if math.isinf(t):
-        t = _dt.datetime(2318, 1, 1, tzinfo=_dt.timezone.utc).timestamp()
+    """RFC 3339 with nanoseconds, local time; ``inf`` (keep for ever) → Go's far-future maximum, and so
+    is any later time (a keep_alive of 1e300 s or "99999999h" is for ever too: no calendar reaches it)."""
+    if not t < FAR_FUTURE:
+        t = FAR_FUTURE
     from pyollama.store.show import format_time
     return format_time(int(t * 1e9))
 

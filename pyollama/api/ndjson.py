@@ -82,6 +82,10 @@ class Chunks:
             else:
                 task.result()
         finally:
+            if not task.done():       # cancelled from outside (server shutdown): stop the producer too,
+                task.cancel()         # before it answers on a connection the server has already ended
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher

@@ -110,10 +110,12 @@ def chat_messages(raw: Any) -> tuple[list[dict[str, Any]], bool]:
                 msg["tool_calls"].append({"id": call_id, "function": {"index": k, "name": fn["name"],
                                                                         "arguments": args}})
         if role == "tool":
-            call_id = m.get("tool_call_id")
-            if isinstance(call_id, str) and call_id:
+            call_id = m.get("tool_call_id") or ""
+            if not isinstance(call_id, str):
+                raise InvalidRequest(f"{where}.tool_call_id must be a string")
+            if call_id:
                 msg["tool_call_id"] = call_id
-            name = m.get("name") if isinstance(m.get("name"), str) else names.get(call_id or "", "")
+            name = m.get("name") if isinstance(m.get("name"), str) else names.get(call_id, "")
             if name:
                 msg["tool_name"] = name
         out.append(msg)

@@ -84,6 +84,9 @@ def input_messages(raw: Any, instructions: str) -> tuple[list[dict[str, Any]], b
                 msg["tool_name"] = names[call_id]
             msgs.append(msg)
         elif kind == "reasoning":
+            for key in ("summary", "content"):
+                if item.get(key) is not None and not isinstance(item[key], list):
+                    raise InvalidRequest(f"{where}.{key} must be an array of text parts")
             parts = [p.get("text", "") for key in ("summary", "content") for p in item.get(key) or []
                      if isinstance(p, dict) and isinstance(p.get("text"), str)]
             thinking += "".join(parts)

@@ -150,8 +150,10 @@ class TokenSampler:
                 tail.append(_native.Sampler.xtc(p.xtc_probability, p.xtc_threshold, 1, p.seed))
             tail += [_native.Sampler.temp(p.temperature), _native.Sampler.dist(p.seed)]
 
-        # Mirostat chooses from the whole distribution: no top-k in front of it.
-        self._top_k = p.top_k if p.top_k > 0 and p.mirostat == 0 and not p.greedy else 0
+        # Mirostat chooses from the whole distribution: no top-k in front of it. A k past the vocabulary
+        # means the whole vocabulary (llama.cpp's top-k clamps it too); unclamped, the C top-k pass would
+        # read past the logits and the scratch buffer would be sized by k.
+        self._top_k = min(p.top_k, n_vocab) if p.top_k > 0 and p.mirostat == 0 and not p.greedy else 0
         if self._full_vocab or p.mirostat:
             mid = []
             if p.top_n_sigma > 0:

@@ -1,4 +1,4 @@
-"""Anthropic's Messages API (OLLAMA.md §12): ``POST /v1/messages`` and ``POST /v1/messages/count_tokens``
+"""Anthropic's Messages API (docs/contract.md §12): ``POST /v1/messages`` and ``/v1/messages/count_tokens``
 (which Ollama lacks).
 
 The request becomes a native chat turn (``pyollama.api.conversation``): ``system`` (a string or text

@@ -51,7 +51,7 @@ ROUTES = [
     Route("/api/ps", models.ps, methods=["GET"]),
     Route("/api/blobs/{digest}", models.head_blob, methods=["HEAD"]),
     Route("/api/blobs/{digest}", models.post_blob, methods=["POST"]),
-    # OpenAI (OLLAMA.md §11) and Anthropic (§12) compatibility: translations onto the native chat turn.
+    # OpenAI (docs/contract.md §11) and Anthropic (§12) compatibility: translations onto the native chat turn.
     Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
     Route("/v1/completions", openai.completions, methods=["POST"]),
     Route("/v1/embeddings", openai.embeddings, methods=["POST"]),

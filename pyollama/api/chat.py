@@ -1,4 +1,4 @@
-"""``POST /api/chat`` (OLLAMA.md §2.2): messages + the model's stored history and SYSTEM, truncation by
+"""``POST /api/chat`` (docs/contract.md §2.2): messages + the model's stored history and SYSTEM, truncation by
 whole messages, thinking and tool-call parsing; translation only.
 
 Thread-safety: a Starlette endpoint on the event loop.
@@ -87,7 +87,8 @@ async def chat(request: Request) -> Response | Chunks:
     job = ChatJob(model=model, messages=msgs, tools=tools(b), think=B.think(b), format=B.format_value(b),
                   top_logprobs=B.top_logprobs(b), logprobs=bool(B.boolean(b, "logprobs")),
                   keep_alive=parse_keep_alive(b.get("keep_alive")),
-                  truncate=bool(B.boolean(b, "truncate", True)), has_images=has_images)
+                  truncate=bool(B.boolean(b, "truncate", True)), shift=B.boolean(b, "shift"),
+                  has_images=has_images)
     stream = B.stream_flag(b)
     debug = bool(B.boolean(b, "_debug_render_only"))
     job.options = B.options(b)

@@ -20,7 +20,7 @@ from pyollama.api.conversation import ChatTurn
 from pyollama.api.inference import Delta, Final, in_thread
 from pyollama.errors import InvalidRequest
 
-# OpenAI reasoning effort → native think (OLLAMA.md §11).
+# OpenAI reasoning effort → native think (docs/contract.md §11.2).
 EFFORTS: dict[str, bool | str] = {"none": False, "minimal": "low", "low": "low", "medium": "medium",
                                   "high": "high", "max": "max", "xhigh": "max", "ultra": "max"}
 _DATA_URI = re.compile(r"^data:(image/(png|jpeg|jpg|webp|gif))?;base64,", re.IGNORECASE)

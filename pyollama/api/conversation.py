@@ -56,6 +56,7 @@ class ChatJob:
     top_logprobs: int = 0
     keep_alive: float | None = None
     truncate: bool = True
+    shift: bool | None = None            # Ollama's `shift` (None: the model's default)
     has_images: bool = False
     suffix: str = ""                     # /v1/completions with a suffix: render the last message as an insert
 
@@ -101,6 +102,14 @@ def dedupe_bos(tokens: list[int], rec: Any) -> list[int]:
     if len(tokens) >= 2 and tokens[0] == tokens[1] == bos:
         return tokens[1:]
     return tokens
+
+
+def context_shift(requested: bool | None, model_path: Any) -> bool:
+    """Ollama's ``shift``: what the request says, else on, except for deepseek2 models (whose compressed
+    attention cache Ollama never shifts)."""
+    if requested is not None:
+        return requested
+    return plan.header(model_path).kv.get("general.architecture") != "deepseek2"
 
 
 def grammar_triggers(grammar: str | None, parser: OutputParser) -> tuple[str, ...]:
@@ -211,7 +220,8 @@ class ChatTurn:
         parser = self.parser()
         seq = SeqRequest(prompt=self.tokens, options=self.merged, grammar=self.grammar,
                          grammar_triggers=grammar_triggers(self.grammar, parser),
-                         logprobs=job.logprobs or job.top_logprobs > 0, top_logprobs=job.top_logprobs)
+                         logprobs=job.logprobs or job.top_logprobs > 0, top_logprobs=job.top_logprobs,
+                         shift=context_shift(job.shift, self.rec.model_path))
         return run(self.lease, seq, parser, t_start=t_start, t_loaded=self.t_loaded)
 
     async def launch(self, request: Request, t_start: int) -> AsyncGenerator[Delta | Final, None]:

@@ -1,4 +1,4 @@
-"""``POST /api/embed``, the legacy ``POST /api/embeddings`` (OLLAMA.md §2.3), and ``POST /api/tokenize`` /
+"""``POST /api/embed``, the legacy ``/api/embeddings`` (docs/contract.md §2.3), and ``POST /api/tokenize`` /
 ``POST /api/detokenize`` (Ollama #3582): requests that need a loaded model but no generation.
 
 Thread-safety: Starlette endpoints on the event loop; runner calls run in worker threads.

@@ -1,6 +1,6 @@
 """The one exception → HTTP status table, and the error body in each surface's shape: native
 ``{"error": "..."}``, OpenAI ``{"error": {"message", "type", "param", "code"}}`` and Anthropic
-``{"type": "error", "error": {"type", "message"}, "request_id"}`` (OLLAMA.md §1, §11, §12). The surface
+``{"type": "error", "error": {"type", "message"}, "request_id"}`` (docs/contract.md §1.5, §16). The surface
 follows from the path (``surface_of``), so every route and the middleware answer in their API's shape.
 
 Statuses come from exception *classes*, never from message text: every PyollamaError carries its default

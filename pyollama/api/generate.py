@@ -1,5 +1,5 @@
-"""``POST /api/generate`` (OLLAMA.md §2.1): translation between the request, the template, the scheduler
-and the runner; nothing more.
+"""``POST /api/generate`` (docs/contract.md §2.1): translation between the request, the template, the
+scheduler and the runner; nothing more.
 
 Thread-safety: a Starlette endpoint on the event loop.
 """
@@ -13,7 +13,8 @@ from starlette.responses import JSONResponse, Response
 
 from pyollama.api import body as B
 from pyollama.api import prompt as P
-from pyollama.api.conversation import check_images, check_thinking, dedupe_bos, grammar_triggers
+from pyollama.api.conversation import (check_images, check_thinking, context_shift, dedupe_bos,
+                                       grammar_triggers)
 from pyollama.api.inference import Delta, OutputParser, in_thread
 from pyollama.api.inference import generate as run
 from pyollama.api.ndjson import Chunks
@@ -69,6 +70,7 @@ async def generate(request: Request) -> Response:
     top_logprobs = B.top_logprobs(b)
     logprobs = bool(B.boolean(b, "logprobs"))
     truncate = B.boolean(b, "truncate", True)
+    shift = B.boolean(b, "shift")
     debug = bool(B.boolean(b, "_debug_render_only"))
     images = B.images(b.get("images"))
     fmt = B.format_value(b)
@@ -145,7 +147,8 @@ async def generate(request: Request) -> Response:
         parser = OutputParser(tmpl.thinking_parser(text, caps) if B.think_on(think) and not raw else None)
         seq = SeqRequest(prompt=tokens, options=merged, grammar=grammar,
                          grammar_triggers=grammar_triggers(grammar, parser),
-                         logprobs=logprobs or top_logprobs > 0, top_logprobs=top_logprobs)
+                         logprobs=logprobs or top_logprobs > 0, top_logprobs=top_logprobs,
+                         shift=context_shift(shift, rec.model_path))
         events = run(lease, seq, parser, t_start=t_start, t_loaded=t_loaded)
     except BaseException:
         lease.release()

@@ -1,4 +1,4 @@
-"""Model management and server info (OLLAMA.md §2.0, §2.4–§2.10): ``/``, ``/api/version``, tags, show,
+"""Model management and server info (docs/contract.md §2.0, §2.4–§2.10): ``/``, ``/api/version``, tags, show,
 create, copy, delete, blobs, pull, push, ps. Each handler translates to a store or registry call.
 
 Thread-safety: Starlette endpoints on the event loop; store and registry work runs in worker threads.

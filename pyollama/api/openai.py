@@ -1,4 +1,4 @@
-"""OpenAI-compatible endpoints (OLLAMA.md §11): ``POST /v1/chat/completions``, ``POST /v1/completions``,
+"""OpenAI-compatible endpoints (docs/contract.md §11): ``POST /v1/chat/completions``, ``/v1/completions``,
 ``POST /v1/embeddings``, ``GET /v1/models``, ``GET /v1/models/{id}``. ``/v1/responses`` is in
 ``pyollama.api.responses``.
 

@@ -4,7 +4,7 @@ parsers (thinking, tool calls) that match the template.
 The Go TEMPLATE is used when the model has one (Ollama's contract); otherwise the GGUF's own Jinja chat
 template; otherwise ``{{ .Prompt }}``.
 
-Truncation (``truncate``, default on; OLLAMA.md §2.2): whole messages are dropped from the front, system
+Truncation (``truncate``, default on; docs/contract.md §2.2): whole messages are cut from the front, system
 messages always kept and the last message always kept, until the rendered prompt fits ``num_ctx``. A
 prompt that still does not fit is a 400 naming both lengths — never a silent cut.
 

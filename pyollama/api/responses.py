@@ -1,4 +1,4 @@
-"""OpenAI's Responses API, stateless (OLLAMA.md §11): ``POST /v1/responses``.
+"""OpenAI's Responses API, stateless (docs/contract.md §11.6): ``POST /v1/responses``.
 
 ``input`` (a string, or items: messages with ``input_text`` / ``input_image`` parts, ``function_call``,
 ``function_call_output``, ``reasoning``) plus ``instructions`` become native chat messages; ``tools``

@@ -1,6 +1,6 @@
 """Safety at the door, as one ASGI middleware: Host-header guard, CORS, optional API key, body limit.
 
-* **Host guard** (DNS rebinding, OLLAMA.md §1): when the server listens on loopback, a request whose
+* **Host guard** (DNS rebinding, docs/contract.md §1.6): when the server listens on loopback, a request whose
   ``Host`` is not local (localhost, a loopback/private/unspecified/local-interface IP, this machine's name,
   or a name under ``.localhost``/``.local``/``.internal``) gets a bare 403.
 * **CORS**: origins from ``OLLAMA_ORIGINS`` plus Ollama's built-in list, ``*`` wildcards allowed. A

@@ -82,6 +82,9 @@ def test_system_multiline_save_and_load(repl, cli, cli_models):
 
 def test_ctrl_c_stops_the_answer_and_keeps_the_session(repl, cli, cli_models):
     t = repl(cli_models["tiny"])
+    # greedy: the tiny model's random-weight text is then the same every run (sampled, it can contain a
+    # carriage return, which no Modelfile can hold, or an early end-of-text)
+    t.submit("/set parameter temperature 0")
     t.submit("/set parameter num_predict 100000")
     assert "Set parameter 'num_predict' to '100000'" in t.transcript()
     t.send("Tell me everything.\r")
@@ -205,7 +208,8 @@ def test_context_window_keeps_the_newest_turn(repl, cli, cli_models):
 
 
 def test_ctrl_c_stops_a_one_shot_run(cli, cli_models, cli_server, tmp_path):
-    (tmp_path / "Modelfile").write_text("FROM tiny\nPARAMETER num_predict -1\n")   # never stops by itself
+    # greedy, never stops by itself (sampled, a random-weight model can draw its end token early)
+    (tmp_path / "Modelfile").write_text("FROM tiny\nPARAMETER num_predict -1\nPARAMETER temperature 0\n")
     cli.ok("create", "tiny-endless", "-f", str(tmp_path / "Modelfile"))
     try:
         t = Terminal([sys.executable, "-m", "pyollama", "run", "tiny-endless", "go on"], env=cli.env, cwd=tmp_path)

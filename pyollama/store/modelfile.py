@@ -211,11 +211,13 @@ def quote(s: str) -> str:
     """Ollama's ``quote``: values with a newline or edge whitespace get ``"..."``, or ``\"\"\"...\"\"\"`` if
     they contain a quote. Two additions keep ``parse(serialize(x)) == x``: a value starting with ``"`` is
     quoted too, and the triple form is avoided when an inner line would close it early."""
-    if "\n" not in s and s == s.strip(_WS) and not s.startswith('"'):
+    if "\n" not in s and "\r" not in s and s == s.strip(_WS) and not s.startswith('"'):
         return s
-    triple_ok = not any(line.rstrip(_WS).endswith('"""') for line in _nonfinal_lines('"""' + s))
+    # The parser ends a line at \r as at \n (as Ollama's does): a value holding one must be quoted too.
+    lines = s.replace("\r\n", "\n").replace("\r", "\n")
+    triple_ok = not any(line.rstrip(_WS).endswith('"""') for line in _nonfinal_lines('"""' + lines))
     single_ok = '"' not in s or not any(
-        line.rstrip(_WS).endswith('"') and len(line.rstrip(_WS)) >= 2 for line in _nonfinal_lines('"' + s))
+        line.rstrip(_WS).endswith('"') and len(line.rstrip(_WS)) >= 2 for line in _nonfinal_lines('"' + lines))
     if '"' in s and triple_ok or not single_ok:
         return '"""' + s + '"""'
     return '"' + s + '"'

@@ -11,6 +11,7 @@ also answers the cursor-position queries prompt_toolkit sends, as a terminal doe
 from __future__ import annotations
 
 import re
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +35,14 @@ class _Screen(pyte.HistoryScreen):
             self.reply(data)
 
 
+def _as_a_shell_starts_it() -> None:
+    """A shell starts a program with Ctrl+C's signal at its default and unblocked. A forked test child
+    would otherwise inherit whatever the test process (threads, servers run in it) left there, and a
+    Python started with SIGINT ignored never turns Ctrl+C into KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 class Terminal:
     def __init__(self, argv: list[str], *, env: dict[str, str], cwd: Path | None = None, rows: int = 50,
                  cols: int = 100):
@@ -41,7 +50,7 @@ class Terminal:
         self.stream = pyte.ByteStream(self.screen)
         self.raw = bytearray()
         self.child = pexpect.spawn(argv[0], argv[1:], env=env, cwd=str(cwd) if cwd else None,
-                                   dimensions=(rows, cols), timeout=5)
+                                   dimensions=(rows, cols), timeout=5, preexec_fn=_as_a_shell_starts_it)
         self.screen.reply = lambda data: self.child.send(data.encode())
         self.exited = False
 

@@ -172,3 +172,12 @@ def test_parse_serialize_round_trip(case: tuple[str, list[Command]]) -> None:
     assert parse(text) == mf
     assert parse(text.encode("utf-8")) == mf
     assert serialize(parse(text)) == text
+
+
+@pytest.mark.parametrize("s", ["abc\rdef", "a\r\nb", "x\r", 'say "hi"\rnow'])
+def test_carriage_return_is_quoted_so_the_modelfile_still_parses(s: str) -> None:
+    """The parser ends lines at \\r (as Ollama's): an unquoted value holding one broke the Modelfile in two
+    (a REPL /save of a reply with a \\r in it could not be shown back). It comes back with \\n."""
+    m = parse("FROM x\nMESSAGE assistant " + quote(s) + "\nSYSTEM after\n")
+    assert [c.instruction for c in m.commands] == ["FROM", "MESSAGE", "SYSTEM"]
+    assert m.commands[1].value == s.replace("\r\n", "\n").replace("\r", "\n")

@@ -145,7 +145,8 @@ class BatchLoop:
 
     def _n_keep(self, opts: dict, n_prompt: int) -> int:
         """llama-server's n_keep: ``num_keep`` (default 4; < 0 = the whole prompt) plus the BOS token."""
-        n = int(opts.get("num_keep", 4) if opts.get("num_keep") is not None else 4)
+        n = opts.get("num_keep")
+        n = 4 if n is None else int(n)
         if n < 0:
             n = n_prompt
         if self.vocab.add_bos:
@@ -277,11 +278,17 @@ class BatchLoop:
             seq.stream.put(TokenEvent(text, token, logprobs))
         if matched is not None:
             self._finish(seq, "stop", flush=False)
-        elif 0 <= seq.num_predict <= len(seq.generated) or (
-                seq.n_past >= self.n_ctx_slot - (1 if seq.shift else 0) and not (seq.shift and self._shift(seq))):
+        elif 0 <= seq.num_predict <= len(seq.generated) or not self._room(seq):
             self._finish(seq, "length")
         else:
             seq.pending = token
+
+    def _room(self, seq: Sequence) -> bool:
+        """Whether the sampled token can be decoded: a free cell (with shift on, llama-server keeps one
+        spare), else a context shift that makes room."""
+        if not seq.shift:
+            return seq.n_past < self.n_ctx_slot
+        return seq.n_past + 1 < self.n_ctx_slot or self._shift(seq)
 
     def _shift(self, seq: Sequence) -> bool:
         """Make room in a full slot: keep ``n_keep`` tokens, drop half of the rest, move the tail down.

@@ -51,7 +51,7 @@ class ProcessRunner:
         self.spec = spec
         self.hang_timeout = hang_timeout        # <= 0 or inf: never
         self.step_timeout = step_timeout
-        self._seen_at = 0.0                     # monotonic time of the child's last message
+        self._seen_at = 0.0                     # monotonic time of the child's last heartbeat
         self._progress = (0, False, 0.0)        # its last (progress, working) report, and since when
         self._why: str | None = None            # why the parent ended the child, when it did
         self._watch_stop = threading.Event()
@@ -168,8 +168,8 @@ class ProcessRunner:
 
     def _handle(self, msg) -> None:
         kind = msg[0]
-        self._seen_at = now = time.monotonic()
-        if kind == "beat":
+        if kind == "beat":          # beats come at least every second: the only clock the watchdog needs
+            self._seen_at = now = time.monotonic()
             if msg[1:] != self._progress[:2]:
                 self._progress = (msg[1], msg[2], now)
             return

@@ -46,6 +46,7 @@ from pyollama.store import CreateRequest, Manifest, ModelName, Store, create
 from pyollama.store.blobs import BLOB_FILE_RE
 from pyollama.store.registry import pull, push
 from tests.api.conftest import Server, _registry_servers
+from tests.store.store_helpers import sha256_file
 from tests.tiny_gguf import write_tiny_gguf
 
 pytestmark = pytest.mark.slow
@@ -106,6 +107,20 @@ class Servers:
         for s in self.live:
             s.stop()
         self.live.clear()
+
+    def kill_and_restart(self, template: Path, root: Path, kill: Kill, op: Op) -> tuple[Server, dict[str, bytes]]:
+        """Copy ``template`` to ``root``, run ``op`` on a server over it until ``kill`` strikes, restart on
+        the same store: the restarted server and check_store's complete models."""
+        shutil.copytree(template, root)
+        trace = root.with_name(root.name + "-trace")
+        srv = self.start(root, **kill.env(trace))
+        kill_round(srv, kill, op, trace)
+        again = self.start(root, prune=kill.prune)
+        try:
+            return again, check_store(root, again, srv.proc.pid if kill.prune else None)
+        except BaseException:
+            again.stop()
+            raise
 
 
 def stream(srv: Server, path: str, body: dict[str, Any], on_line: Callable[[Line], None]) -> None:
@@ -173,14 +188,6 @@ def kill_round(srv: Server, kill: Kill, op: Op, trace: Path | None) -> None:
 
 
 # --- the consistency check -------------------------------------------------------------------------
-def sha256_file(p: Path) -> str:
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for c in iter(lambda: f.read(1 << 20), b""):
-            h.update(c)
-    return h.hexdigest()
-
-
 def check_store(root: Path, srv: Server, dead_pid: int | None = None) -> dict[str, bytes]:
     """The checks of the module docstring; returns the complete models (display name → manifest bytes).
     ``dead_pid``: the killed server, whose temp files a pruning restart must have removed."""
@@ -321,14 +328,8 @@ def test_kill_create(tmp_path: Path) -> None:
 
     def one(i: int, kill: Kill) -> None:
         root = tmp_path / f"kill-{i}"
-        shutil.copytree(template, root)
-        t = tmp_path / f"trace-{i}"
-        srv = servers.start(root, **kill.env(t))
-        pid = srv.proc.pid
-        kill_round(srv, kill, op, t)
-        again = servers.start(root, prune=kill.prune)
+        again, got = servers.kill_and_restart(template, root, kill, op)
         try:
-            got = check_store(root, again, pid if kill.prune else None)
             assert got.get("m:latest") in (old, new), "m is neither the old nor the new model"
             op(again, lambda line: None)
             assert check_store(root, again)["m:latest"] == new, "the repeated create made another model"
@@ -410,18 +411,12 @@ def test_kill_pull(tmp_path: Path, registry) -> None:
 
         def one(i: int, kill: Kill) -> None:
             root = tmp_path / f"kill-{i}"
-            shutil.copytree(template, root)
-            t = tmp_path / f"trace-{i}"
-            srv = servers.start(root, **kill.env(t))
-            pid = srv.proc.pid
-            proxy.rate = PULL_RATE if kill.kind == "delay" else 0
+            proxy.rate = PULL_RATE if kill.kind == "delay" else 0     # so that delays land mid-download
             try:
-                kill_round(srv, kill, op, t)
+                again, got = servers.kill_and_restart(template, root, kill, op)
             finally:
                 proxy.rate = 0
-            again = servers.start(root, prune=kill.prune)
             try:
-                got = check_store(root, again, pid if kill.prune else None)
                 assert got.get(shown) in (old, remote.bytes()), "the tag is neither the old nor the new model"
                 left = remainder(root, remote)
                 before = proxy.down_bytes

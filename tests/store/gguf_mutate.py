@@ -289,22 +289,22 @@ def value_type(rng: random.Random, s: Seed) -> bytes:
     return put(s.data, kv.type_at, "<I", rng.choice([*range(13), 13, 14, 255, 2**31, 2**32 - 1]))
 
 
+def _some_array(rng: random.Random, s: Seed):
+    """A random array-valued KV of the seed, or None when it has none."""
+    arrays = [kv for kv in s.lay.kvs if kv.vtype == ARRAY]
+    return rng.choice(arrays) if arrays else None
+
+
 @mutation
 def array_type(rng: random.Random, s: Seed) -> bytes | None:
-    arrays = [kv for kv in s.lay.kvs if kv.vtype == ARRAY]
-    if not arrays:
-        return None
-    kv = rng.choice(arrays)
-    return put(s.data, kv.type_at + 4, "<I", rng.choice([*range(13), 9, 9, 13, 255, 2**32 - 1]))
+    kv = _some_array(rng, s)
+    return None if kv is None else put(s.data, kv.type_at + 4, "<I", rng.choice([*range(13), 9, 9, 13, 255, 2**32 - 1]))
 
 
 @mutation
 def array_length(rng: random.Random, s: Seed) -> bytes | None:
-    arrays = [kv for kv in s.lay.kvs if kv.vtype == ARRAY]
-    if not arrays:
-        return None
-    kv = rng.choice(arrays)
-    return put(s.data, kv.count_at, "<Q", _u64(rng, kv.count, s.lay.size))
+    kv = _some_array(rng, s)
+    return None if kv is None else put(s.data, kv.count_at, "<Q", _u64(rng, kv.count, s.lay.size))
 
 
 @mutation

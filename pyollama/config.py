@@ -191,6 +191,30 @@ def _pos_int(text: str) -> int:
     return n
 
 
+_SIZE = re.compile(r"([0-9]+(?:\.[0-9]*)?)\s*([kmgt]i?b?|b)?", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1 << 10, "ki": 1 << 10, "m": 1000**2, "mb": 1000**2,
+               "mib": 1 << 20, "mi": 1 << 20, "g": 1000**3, "gb": 1000**3, "gib": 1 << 30, "gi": 1 << 30,
+               "t": 1000**4, "tb": 1000**4, "tib": 1 << 40, "ti": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """Bytes from ``"2147483648"``, ``"2GiB"``, ``"512 MB"``, ``"1.5g"`` (decimal units, binary with i)."""
+    m = _SIZE.fullmatch(text.strip())
+    if not m:
+        raise ValueError("must be a size in bytes, optionally with a unit such as MiB or GB")
+    return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "").lower()])
+
+
+def default_cache_ram() -> int:
+    """The RAM prompt cache's budget per loaded model when unset: an eighth of the machine's memory,
+    at most 8 GiB (llama-server's default)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        total = 0
+    return min(8 << 30, total // 8)
+
+
 def _flash(text: str) -> str:
     if text.lower() == "auto":
         return "auto"
@@ -277,6 +301,13 @@ VARS: tuple[Var, ...] = (
         "Largest JSON request body in bytes, checked while reading; blob uploads are exempt (default "
         "32 MiB: a 128k-token chat is ~0.5 MiB of JSON, the rest is room for base64 images, ~20 photos of "
         "1 MiB; a body costs ~4x its size in server memory while it is decoded)", ollama=False),
+    Var("METRICS", parse_bool, True,
+        "Serve GET /metrics (Prometheus text format; behind PYOLLAMA_API_KEY when that is set); 0 turns it "
+        "off (default on)", ollama=False),
+    Var("CACHE_RAM", parse_size, default_cache_ram(),
+        "Host memory per loaded model for KV states of earlier prompts, reused when a prompt starts the "
+        "same way (a returning conversation); bytes or a size such as 2GiB, 0 = off (default: an eighth "
+        "of this machine's memory, at most 8 GiB)", ollama=False),
     Var("RUNNER", _runner_mode, "process",
         "Where loaded models run: process (a child per model, default) or thread (in the server)",
         ollama=False),
@@ -355,6 +386,8 @@ class Config:
     api_key: str = ""
     max_body: int = MAX_BODY
     runner: str = "process"
+    cache_ram: int = field(default_factory=default_cache_ram)
+    metrics: bool = True
     warnings: tuple[str, ...] = ()
 
     @classmethod

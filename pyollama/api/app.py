@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pyollama.api import anthropic, chat, embed, generate, models, openai, responses
+from pyollama.api import anthropic, chat, embed, generate, metrics, models, openai, responses
 from pyollama.api.errors import error_response, shaped_body, surface_of
 from pyollama.api.security import Guard
 from pyollama.api.state import ServerState
@@ -60,6 +60,7 @@ ROUTES = [
     Route("/v1/responses", responses.create_response, methods=["POST"]),
     Route("/v1/messages", anthropic.messages, methods=["POST"]),
     Route("/v1/messages/count_tokens", anthropic.count_tokens, methods=["POST"]),
+    Route("/metrics", metrics.metrics, methods=["GET"]),
 ]
 
 
@@ -139,7 +140,8 @@ def create_app(cfg: Config, *, store: Store | None = None, scheduler: Scheduler 
         scheduler = Scheduler(factory or runner_factory(cfg), memory=probe, max_runners=cfg.max_runners(len(m.gpus)),
                               max_queue=cfg.max_queue, keep_alive=cfg.keep_alive, load_timeout=cfg.load_timeout,
                               gpu_overhead=cfg.gpu_overhead, spread=cfg.sched_spread)
-    state = ServerState(cfg=cfg, store=store, sched=scheduler, total_vram=m.gpu_total)
+    meter = metrics.Metrics(scheduler, ROUTES) if cfg.metrics else None
+    state = ServerState(cfg=cfg, store=store, sched=scheduler, total_vram=m.gpu_total, metrics=meter)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -153,4 +155,5 @@ def create_app(cfg: Config, *, store: Store | None = None, scheduler: Scheduler 
     app = Starlette(routes=ROUTES, lifespan=lifespan, middleware=[Middleware(CatchAll)], exception_handlers={
         PyollamaError: _pyollama_error, HTTPException: _http_error})
     app.state.server = state
-    return Guard(app, cfg)
+    guarded = Guard(app, cfg)
+    return metrics.Metered(guarded, meter) if meter is not None else guarded

@@ -222,7 +222,7 @@ class ChatTurn:
                          grammar_triggers=grammar_triggers(self.grammar, parser),
                          logprobs=job.logprobs or job.top_logprobs > 0, top_logprobs=job.top_logprobs,
                          shift=context_shift(job.shift, self.rec.model_path))
-        return run(self.lease, seq, parser, t_start=t_start, t_loaded=self.t_loaded)
+        return run(self.lease, seq, parser, t_start=t_start, t_loaded=self.t_loaded, metrics=self.st.metrics)
 
     async def launch(self, request: Request, t_start: int) -> AsyncGenerator[Delta | Final, None]:
         """find + check + acquire + render + start, releasing the lease on any failure before the

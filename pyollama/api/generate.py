@@ -149,7 +149,7 @@ async def generate(request: Request) -> Response:
                          grammar_triggers=grammar_triggers(grammar, parser),
                          logprobs=logprobs or top_logprobs > 0, top_logprobs=top_logprobs,
                          shift=context_shift(shift, rec.model_path))
-        events = run(lease, seq, parser, t_start=t_start, t_loaded=t_loaded)
+        events = run(lease, seq, parser, t_start=t_start, t_loaded=t_loaded, metrics=st.metrics)
     except BaseException:
         lease.release()
         raise

@@ -15,6 +15,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
+from pyollama.api.metrics import Metrics
 from pyollama.runner.types import DoneEvent, SeqRequest, TokenEvent
 from pyollama.scheduler import Lease
 from pyollama.templates import ThinkingParser, ToolCallParser
@@ -73,10 +74,11 @@ class OutputParser:
 
 
 async def generate(lease: Lease, seq: SeqRequest, parser: OutputParser, *, t_start: int,
-                   t_loaded: int) -> AsyncGenerator[Delta | Final, None]:
+                   t_loaded: int, metrics: Metrics | None = None) -> AsyncGenerator[Delta | Final, None]:
     """Run ``seq`` on the leased runner. Raises the runner's errors (RunnerDied, InvalidRequest, …)."""
     stream = None
     raw: list[str] = []
+    observed = metrics.generation(lease.entry.req.name, t_start) if metrics is not None else None
     try:
         # ProcessRunner.submit waits for the child to validate and queue the request: not on the loop.
         submitting = asyncio.ensure_future(asyncio.to_thread(lease.runner.submit, seq))
@@ -87,12 +89,16 @@ async def generate(lease: Lease, seq: SeqRequest, parser: OutputParser, *, t_sta
             raise
         async for ev in stream:
             if isinstance(ev, TokenEvent):
+                if observed is not None:
+                    observed.token()
                 raw.append(ev.text)
                 d = parser.feed(ev.text)
                 d.logprobs = ev.logprobs or None
                 if d:
                     yield d
             elif isinstance(ev, DoneEvent):
+                if observed is not None:
+                    observed.done(ev.prompt_eval_count, ev.prompt_cached, ev.eval_count)
                 tail = parser.finish()
                 if tail:
                     yield tail

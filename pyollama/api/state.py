@@ -13,6 +13,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from pyollama.api.metrics import Metrics
 from pyollama.api.ndjson import until_disconnected
 from pyollama.config import Config
 from pyollama.errors import InsufficientMemory, InvalidModelName, InvalidRequest, ModelNotFound
@@ -32,6 +33,7 @@ class ServerState:
     store: Store
     sched: Scheduler
     total_vram: int = 0
+    metrics: Metrics | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     async def record(self, name: str) -> ModelRecord:

@@ -15,8 +15,12 @@ generation with ``length`` and a too-long prompt is refused.
 
 Prefix cache: a finished sequence leaves its tokens in its slot's KV; a new request goes to the
 free slot sharing the longest prefix with its prompt (least recently used among equals) and only
-the rest of the prompt is evaluated. Where the cache cannot drop a partial range (sliding-window
-or recurrent memory) the slot is cleared and the prompt re-evaluated in full.
+the rest of the prompt is evaluated. A slot handed to a prompt that does not continue what it holds
+first saves that to the RAM prompt cache (`promptcache.py`); a prompt that shares more with a saved
+sequence, or with another slot's sequence (busy or not), gets that KV copied into its slot. A prompt
+sharing a long prefix with one still being evaluated waits for it rather than computing it twice.
+Where the cache cannot drop a partial range (recurrent memory), or a sliding window has already
+dropped cells the kept prefix needs, the slot is cleared and the prompt re-evaluated in full.
 """
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ from pyollama.engine.llm import common_prefix, generation_limits, l2_normalize, 
 from pyollama.engine.sampling import SamplingParams, TokenSampler
 from pyollama.engine.stops import StopMatcher
 from pyollama.errors import InvalidRequest, PyollamaError
+from pyollama.runner.promptcache import PromptCache, Saved, shared_prefix
 from pyollama.runner.types import DoneEvent, ErrorEvent, SeqRequest, Stream, TokenEvent
 
 log = logging.getLogger("pyollama.runner")
@@ -44,6 +49,7 @@ OPEN_ENDED_CONTEXTS = 10     # num_predict -1 (or more than this) = this many co
 class Sequence:
     stream: Stream
     tokens: list[int]                 # the prompt
+    key: np.ndarray                   # the prompt as int32, for prefix comparisons
     sampler: TokenSampler
     detok: Detokenizer
     stops: StopMatcher
@@ -83,7 +89,7 @@ class BatchLoop:
 
     def __init__(self, model: _native.Model, *, num_ctx: int, parallel: int, num_batch: int,
                  num_thread: int, flash_attn="auto", kv_cache_type: str = "f16", embedding: bool = False,
-                 adapters=()):
+                 adapters=(), cache_ram: int = 0):
         self.model = model
         self.vocab = model.vocab
         self.parallel = parallel
@@ -99,6 +105,10 @@ class BatchLoop:
             self.ctx.set_adapters(adapters)
         self.n_ctx_slot = self.ctx.n_ctx_seq
         self.can_shift = self.ctx.memory.can_shift
+        self.n_swa = model.n_swa
+        self.cache = PromptCache(cache_ram)
+        self.copies = 0                 # prompts that took another slot's KV
+        self.copy_tokens = 0
         self.n_batch = self.ctx.n_batch
         self.batch = _native.Batch(self.n_batch, 1)
         self.slots = [Slot(i) for i in range(parallel)]
@@ -136,7 +146,7 @@ class BatchLoop:
         bound = OPEN_ENDED_CONTEXTS * self.n_ctx_slot
         if num_predict < 0 or num_predict > bound:
             num_predict = bound
-        return Sequence(stream=stream, tokens=tokens,
+        return Sequence(stream=stream, tokens=tokens, key=np.asarray(tokens, dtype=np.int32),
                         sampler=TokenSampler(params, self.model, self.n_ctx_slot),
                         detok=Detokenizer(self.vocab.token_to_piece, self._pieces), stops=StopMatcher(stop),
                         num_predict=num_predict,
@@ -171,20 +181,27 @@ class BatchLoop:
         return bool(self.active or self.waiting)
 
     def _admit(self) -> None:
+        held: list[Sequence] = []
         while self.waiting:
             free = [s for s in self.slots if s.seq is None]
             if not free:
-                return
+                break
             seq = self.waiting.popleft()
             if seq.stream.cancelled:
                 self._finish(seq, "cancel", release=False)
                 continue
+            if self._prefix_coming(seq):
+                held.append(seq)
+                continue
             slot = self._choose_slot(free, seq.tokens)
-            keep = min(common_prefix(slot.cached, seq.tokens), len(seq.tokens) - 1)
+            keep = min(self._reuse(slot, seq), len(seq.tokens) - 1)
             mem = self.ctx.memory
             if (keep < len(slot.cached) or slot.stale) and not mem.seq_rm(slot.id, keep, -1):
-                mem.seq_rm(slot.id, -1, -1)       # partial removal unsupported: start over
-                keep = 0
+                keep = 0                          # partial removal unsupported: start over
+            elif keep and self.n_swa and mem.seq_pos_min(slot.id) > max(0, keep - self.n_swa):
+                keep = 0                          # the window already dropped cells the prefix needs
+            if not keep:
+                mem.seq_rm(slot.id, -1, -1)
             del slot.cached[keep:]
             slot.stale = False
             slot.seq = seq
@@ -193,6 +210,7 @@ class BatchLoop:
             seq.t_start = time.perf_counter_ns()
             seq.sampler.accept_prompt(seq.tokens)
             self.active.append(seq)
+        self.waiting.extendleft(reversed(held))
 
     # Worth giving up a low slot id for: a cached prefix this long (tokens) or this share of the prompt.
     PREFIX_MIN, PREFIX_SHARE = 32, 0.5
@@ -207,6 +225,82 @@ class BatchLoop:
         if gain >= self.PREFIX_MIN or gain >= self.PREFIX_SHARE * len(tokens):
             return best
         return min(free, key=lambda s: s.id)
+
+    def _prefix_coming(self, seq: Sequence) -> bool:
+        """Whether a sequence being evaluated shares a long prefix with this prompt and has not computed
+        it yet: then this one waits a step or two and copies it (a shared system prompt or document is
+        evaluated once, not once per concurrent request)."""
+        coming = 0
+        for other in self.active:
+            if other.prefilling and not other.shifts:
+                n = min(shared_prefix(other.key, seq.key), len(seq.tokens) - 1)
+                if other.n_past < n:
+                    coming = max(coming, n)
+        if coming < self.PREFIX_MIN:
+            return False
+        _, have = self._donor(None, seq)
+        return coming - have >= self.PREFIX_MIN
+
+    def _reuse(self, slot: Slot, seq: Sequence) -> int:
+        """Bring the longest prefix of the prompt that is anywhere in memory into ``slot``: its own KV,
+        another slot's (copied), or a saved sequence (restored). What the slot held is saved first when
+        it is about to be lost. Returns how many prompt tokens the slot now holds."""
+        own = common_prefix(slot.cached, seq.tokens)
+        donor, gain = self._donor(slot, seq)
+        if donor is None or gain < own + self.PREFIX_MIN:
+            if len(slot.cached) - own >= self.PREFIX_MIN:
+                self._save(slot)
+            return own
+        self._save(slot)
+        try:
+            if isinstance(donor, Saved):
+                self.ctx.set_seq_state(donor.state, slot.id)
+                slot.cached = donor.tokens.tolist()
+                self.cache.used_as(donor, gain)
+            else:
+                self.ctx.set_seq_state(self.ctx.seq_state(donor.id), slot.id)
+                slot.cached = list(donor.cached)
+                self.copies += 1
+                self.copy_tokens += gain
+        except PyollamaError as e:
+            log.warning("could not reuse a cached prefix (%s); evaluating the prompt in full", e)
+            self.ctx.memory.seq_rm(slot.id, -1, -1)
+            slot.cached.clear()
+            return 0
+        slot.stale = False
+        return gain
+
+    def _donor(self, slot: Slot | None, seq: Sequence) -> tuple[Slot | Saved | None, int]:
+        """Where the longest prefix of the prompt is held, other than ``slot``: another slot (its KV
+        lines up with its token list unless a context shift moved it) or the RAM cache."""
+        donor, gain = self.cache.best(seq.key) if self.cache.enabled else (None, 0)
+        for other in self.slots:
+            if other is not slot and not other.stale and len(other.cached) > gain:
+                n = common_prefix(other.cached, seq.tokens)
+                if n > gain:
+                    donor, gain = other, n
+        return donor, gain
+
+    def _save(self, slot: Slot) -> None:
+        """Keep what ``slot`` holds in the RAM cache (when it is worth keeping and not kept already)."""
+        if not self.cache.enabled or slot.stale or len(slot.cached) < self.PREFIX_MIN:
+            return
+        key = np.asarray(slot.cached, dtype=np.int32)
+        if not self.cache.covers(key):
+            self.cache.put(key, self.ctx.seq_state(slot.id))
+
+    def stats(self) -> dict:
+        """Figures for /metrics: slots, KV cells, prompt cache. Read from any thread (a snapshot that
+        may be a step old; the loop thread owns the state)."""
+        busy = used = 0
+        for s in self.slots:
+            seq = s.seq
+            busy += seq is not None
+            used += seq.n_past if seq is not None else len(s.cached)
+        return {"slots": len(self.slots), "slots_busy": busy, "waiting": len(self.waiting),
+                "kv_cells": self.n_ctx_slot * len(self.slots), "kv_cells_used": used,
+                "slot_copies": self.copies, "slot_copy_tokens": self.copy_tokens,
+                "prompt_cache": self.cache.stats()}
 
     # --- the step --------------------------------------------------------------------------------
     def step(self) -> None:
@@ -377,6 +471,7 @@ class BatchLoop:
         if not free:
             raise PyollamaError("no free slot for an embedding request")   # the caller waits for one
         slot = min(free, key=lambda s: s.last_used)
+        self._save(slot)
         n_max = min(self.n_ctx_slot, self.n_batch)
         out = np.empty((len(inputs), self.model.n_embd_out), np.float32)
         total = 0

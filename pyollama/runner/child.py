@@ -97,6 +97,8 @@ def _serve_requests(chan: Channel, runner: Runner) -> None:
                     chan.send(("result", rid, runner.detokenize(msg[2])))
                 elif kind == "info":
                     chan.send(("result", rid, runner.info))
+                elif kind == "stats":
+                    chan.send(("result", rid, runner.stats()))
             except BaseException as e:
                 chan.send(("error", rid, e))
     finally:

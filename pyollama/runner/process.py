@@ -309,6 +309,9 @@ class ProcessRunner:
     def detokenize(self, tokens) -> str:
         return self._call("detokenize", list(tokens))
 
+    def stats(self) -> dict:
+        return self._call("stats")
+
     @property
     def info(self) -> dict:
         return dict(self._info)

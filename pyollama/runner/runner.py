@@ -59,7 +59,8 @@ class Runner:
         self._adapters = [(_native.LoraAdapter(self.model, p), scale) for p, scale in s.adapters]
         self.loop = BatchLoop(self.model, num_ctx=s.num_ctx, parallel=s.parallel, num_batch=s.num_batch,
                               num_thread=s.num_thread or default_threads(), flash_attn=s.flash_attn,
-                              kv_cache_type=s.kv_cache_type, embedding=s.embedding, adapters=self._adapters)
+                              kv_cache_type=s.kv_cache_type, embedding=s.embedding, adapters=self._adapters,
+                              cache_ram=s.cache_ram)
         self._thread = threading.Thread(target=self._run, name=f"runner:{os.path.basename(s.model_path)}",
                                         daemon=True)
         self._thread.start()
@@ -139,6 +140,11 @@ class Runner:
     def detokenize(self, tokens) -> str:
         self._check()
         return self.model.vocab.detokenize(tokens)
+
+    def stats(self) -> dict:
+        """The step loop's figures for /metrics (BatchLoop.stats)."""
+        self._check()
+        return self.loop.stats()
 
     @property
     def info(self) -> dict:

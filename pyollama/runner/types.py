@@ -28,6 +28,7 @@ class RunnerSpec:
     kv_adapt: bool = False       # the scheduler may quantize the KV cache to fit the GPU (type not set by the user)
     devices: tuple[str, ...] = ()   # offload devices by name (empty: every GPU)
     fit_margin: int = 0          # > 0: upstream's planner places the layers, leaving this many bytes per GPU
+    cache_ram: int = 0           # bytes of host memory for the prompt cache (0: off)
 
 
 @dataclass

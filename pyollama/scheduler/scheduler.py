@@ -149,6 +149,7 @@ class Scheduler:
         self._tasks: list[asyncio.Task] = []
         self._background: set[asyncio.Task] = set()
         self._closed = False
+        self.counts: collections.Counter[str] = collections.Counter()   # loads, load_failures, unloads, evictions
 
     # --- lifecycle -------------------------------------------------------------------------------
     async def start(self, *, ticker: bool = True) -> None:
@@ -271,7 +272,8 @@ class Scheduler:
         if not e.alive:
             self._spawn(self._unload(e, "runner exited"))
         elif e.keep_alive <= 0 or e.expiring:
-            self._spawn(self._unload(e, "keep_alive 0" if e.keep_alive <= 0 else "making room"))
+            self._spawn(self._unload(e, "keep_alive 0" if e.keep_alive <= 0 else "making room",
+                                     evicted=e.keep_alive > 0))
         else:
             e.expires_at = None if math.isinf(e.keep_alive) else self._clock() + e.keep_alive
         self._notify()
@@ -281,11 +283,13 @@ class Scheduler:
         self._background.add(t)
         t.add_done_callback(self._background.discard)
 
-    async def _unload(self, e: Entry, why: str) -> None:
+    async def _unload(self, e: Entry, why: str, *, evicted: bool = False) -> None:
         if e.state != "loaded":
             await e.closed.wait()
             return
         e.state = "unloading"
+        self.counts["unloads"] += 1
+        self.counts["evictions"] += evicted
         if self._entries.get(e.key) is e:
             del self._entries[e.key]
         log.info("unloading %s (%s)", e.req.name, why)
@@ -369,7 +373,7 @@ class Scheduler:
             return
         victim, idle = choice
         if idle:
-            await self._unload(victim, why)
+            await self._unload(victim, why, evicted=True)
             return
         victim.expiring = True
         w.marked.append(victim)
@@ -414,6 +418,7 @@ class Scheduler:
                 _close(loading)
             else:
                 loading.add_done_callback(_close)
+            self.counts["load_failures"] += 1
             if isinstance(e, asyncio.TimeoutError):
                 kill = getattr(runner, "kill", None)
                 if kill is not None:          # a child process can be stopped mid-load; its thread then returns
@@ -427,6 +432,7 @@ class Scheduler:
         # Counts down until the waiting request takes it (if its client left meanwhile, it still expires).
         entry.expires_at = None if math.isinf(keep_alive) else self._clock() + keep_alive
         self._entries[req.key] = entry
+        self.counts["loads"] += 1
         self._notify()
         log.info("loaded %s in %.2f s", req.name, entry.load_duration / 1e9)
         return entry

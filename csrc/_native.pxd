@@ -105,3 +105,13 @@ cdef class Candidates:
     cdef llama_token_data_array arr
     cdef bint owned
     cdef size_t cap
+
+
+cdef class Drafter:
+    cdef void * ptr
+    cdef readonly str types
+    cdef readonly int n_seq
+    cdef readonly int size_n
+    cdef readonly int size_m
+    cdef void * _d(self, int seq) except NULL
+    cdef _tokens(self, int seq, tokens, bint begin)

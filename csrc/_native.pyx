@@ -10,7 +10,7 @@ Threading: a Model and its Vocab may be used from any thread (tokenization is th
 upstream). A Context, its KVCache, a Batch and a Sampler belong to one thread at a time; only
 `Context.abort()` may be called from another thread.
 """
-from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, calloc, realloc, free
 from libc.string cimport memcpy, memset, strncpy
 from libcpp cimport bool as cbool
@@ -29,3 +29,4 @@ include "sampler_py.pxi"
 include "quantize.pxi"
 include "grammar.pxi"
 include "memplan.pxi"
+include "drafter.pxi"

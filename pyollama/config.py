@@ -215,6 +215,19 @@ def default_cache_ram() -> int:
     return min(8 << 30, total // 8)
 
 
+DRAFTERS = ("ngram-simple", "ngram-map-k", "ngram-map-k4v", "ngram-mod")
+
+
+def _speculative(text: str) -> str:
+    t = text.lower().replace(" ", "")
+    if t in ("off", "0", "false", "none"):
+        return "off"
+    bad = [n for n in t.split(",") if n not in DRAFTERS]
+    if bad:
+        raise ValueError(f"must be off or drafters from {', '.join(DRAFTERS)} (comma separated), not {bad[0]!r}")
+    return t
+
+
 def _flash(text: str) -> str:
     if text.lower() == "auto":
         return "auto"
@@ -304,6 +317,14 @@ VARS: tuple[Var, ...] = (
     Var("METRICS", parse_bool, True,
         "Serve GET /metrics (Prometheus text format; behind PYOLLAMA_API_KEY when that is set); 0 turns it "
         "off (default on)", ollama=False),
+    Var("SPECULATIVE", _speculative, "off",
+        "Self-speculative decoding: drafts from n-grams of each sequence's own prompt and output, verified "
+        "in one batch (pays when answers copy the prompt). off, or upstream's drafters: ngram-simple, "
+        "ngram-map-k, ngram-map-k4v, ngram-mod (default off: on a CPU a draft verified in a batch uses "
+        "other attention kernels than one token at a time, so long greedy outputs may differ in the last "
+        "bits)", ollama=False),
+    Var("DRAFT_MAX", _pos_int, 8,
+        "Longest draft with PYOLLAMA_SPECULATIVE (default 8; each sequence adapts below it)", ollama=False),
     Var("CACHE_RAM", parse_size, default_cache_ram(),
         "Host memory per loaded model for KV states of earlier prompts, reused when a prompt starts the "
         "same way (a returning conversation); bytes or a size such as 2GiB, 0 = off (default: an eighth "
@@ -388,6 +409,8 @@ class Config:
     runner: str = "process"
     cache_ram: int = field(default_factory=default_cache_ram)
     metrics: bool = True
+    speculative: str = "off"
+    draft_max: int = 8
     warnings: tuple[str, ...] = ()
 
     @classmethod

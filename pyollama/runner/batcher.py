@@ -38,6 +38,7 @@ from pyollama.engine.sampling import SamplingParams, TokenSampler
 from pyollama.engine.stops import StopMatcher
 from pyollama.errors import InvalidRequest, PyollamaError
 from pyollama.runner.promptcache import PromptCache, Saved, shared_prefix
+from pyollama.runner.speculate import DEFAULT_TYPES, SpecState, Speculator
 from pyollama.runner.types import DoneEvent, ErrorEvent, SeqRequest, Stream, TokenEvent
 
 log = logging.getLogger("pyollama.runner")
@@ -69,6 +70,8 @@ class Sequence:
     truncated: int = 0                # prompt tokens dropped before evaluation
     shifted: int = 0                  # tokens dropped from the KV cache by context shifts
     shifts: int = 0
+    spec: SpecState | None = None     # speculative decoding state (None: this sequence does not draft)
+    draft: list[int] = field(default_factory=list)   # this step's draft, fed after `pending`
 
     @property
     def prefilling(self) -> bool:
@@ -89,7 +92,7 @@ class BatchLoop:
 
     def __init__(self, model: _native.Model, *, num_ctx: int, parallel: int, num_batch: int,
                  num_thread: int, flash_attn="auto", kv_cache_type: str = "f16", embedding: bool = False,
-                 adapters=(), cache_ram: int = 0):
+                 adapters=(), cache_ram: int = 0, draft_max: int = 0, draft_types: str = DEFAULT_TYPES):
         self.model = model
         self.vocab = model.vocab
         self.parallel = parallel
@@ -107,6 +110,9 @@ class BatchLoop:
         self.can_shift = self.ctx.memory.can_shift
         self.n_swa = model.n_swa
         self.cache = PromptCache(cache_ram)
+        # Drafts need rejected cells removed again: not for recurrent state, which cannot drop a range.
+        can_draft = draft_max > 0 and not (model.is_recurrent or model.is_hybrid)
+        self.spec = Speculator(parallel, types=draft_types, max_draft=draft_max if can_draft else 0)
         self.copies = 0                 # prompts that took another slot's KV
         self.copy_tokens = 0
         self.n_batch = self.ctx.n_batch
@@ -209,6 +215,8 @@ class BatchLoop:
             seq.n_past = seq.cached = keep
             seq.t_start = time.perf_counter_ns()
             seq.sampler.accept_prompt(seq.tokens)
+            if self.spec.enabled:
+                seq.spec = self.spec.begin(slot.id, seq.tokens)
             self.active.append(seq)
         self.waiting.extendleft(reversed(held))
 
@@ -299,12 +307,13 @@ class BatchLoop:
             used += seq.n_past if seq is not None else len(s.cached)
         return {"slots": len(self.slots), "slots_busy": busy, "waiting": len(self.waiting),
                 "kv_cells": self.n_ctx_slot * len(self.slots), "kv_cells_used": used,
-                "slot_copies": self.copies, "slot_copy_tokens": self.copy_tokens,
+                "slot_copies": self.copies, "slot_copy_tokens": self.copy_tokens, **self.spec.stats(),
                 "prompt_cache": self.cache.stats()}
 
     # --- the step --------------------------------------------------------------------------------
     def step(self) -> None:
-        """Admit, pack one batch, decode, sample. Finished sequences get their DoneEvent."""
+        """Admit, pack one batch, decode, sample (verifying drafts). Finished sequences get their
+        DoneEvent."""
         for seq in [s for s in self.active if s.stream.cancelled]:
             self._finish(seq, "cancel")
         self._admit()
@@ -312,14 +321,24 @@ class BatchLoop:
             return
         b = self.batch
         b.reset()
-        # What each sequence feeds this step: one token when decoding, then prompt chunks (in
-        # admission order) with the budget that is left.
+        # What each sequence feeds this step: one token when decoding (plus a draft, when it has one),
+        # then prompt chunks (in admission order) with the budget that is left.
         fed: list[tuple[Sequence, list[int]]] = []
         for seq in self.active:
             seq.out_idx = -1
-            if not seq.prefilling:
-                fed.append((seq, [seq.pending]))
-        budget = self.n_batch - len(fed)
+        decoding = [s for s in self.active if not s.prefilling]
+        budget = self.n_batch - len(decoding)
+        if len(decoding) < len(self.active):
+            budget -= self.n_batch // 4          # drafts must not starve prompts being evaluated
+        # Drafts only for a lone decoding sequence: with a KV stream per slot, upstream splits a batch
+        # into micro-batches of equal tokens per sequence, so one sequence's draft beside others' single
+        # tokens costs extra passes over the weights (measured: slower at 4 streams, not faster).
+        lone = len(decoding) == 1
+        for seq in decoding:
+            seq.draft = self._draft(seq, budget) if seq.spec is not None and lone else []
+            budget -= len(seq.draft)
+            fed.append((seq, [seq.pending] + seq.draft))
+        budget = self.n_batch - sum(len(t) for _, t in fed)
         for seq in self.active:
             if budget <= 0:
                 break
@@ -331,7 +350,9 @@ class BatchLoop:
         # consecutive sequence ids taken in batch order.
         fed.sort(key=lambda f: f[0].slot)
         for seq, toks in fed:
-            if not seq.prefilling:
+            if seq.draft:
+                seq.out_idx = b.add_sequence(toks, seq.n_past, seq.slot, output_all=True)
+            elif not seq.prefilling:
                 seq.out_idx = b.add(toks[0], seq.n_past, seq.slot, True)
             else:
                 last = seq.n_past + len(toks) == len(seq.tokens)
@@ -345,37 +366,91 @@ class BatchLoop:
                 self._fail(seq, e)
             return
         for seq, toks in fed:
+            if seq.draft:
+                continue                        # its bookkeeping waits for the verification
+            if seq.spec is not None and not seq.prefilling:
+                seq.spec.unpushed.append(toks[0])
             seq.n_past += len(toks)
             if not seq.shifts:              # after a shift the KV no longer lines up with a token list
                 self.slots[seq.slot].cached.extend(toks)
-        for seq, _ in fed:
-            if seq.out_idx >= 0:
+        for seq, toks in fed:
+            if seq.draft:
+                self._verify(seq, toks)
+            elif seq.out_idx >= 0:
                 self._sample(seq)
+
+    def _draft(self, seq: Sequence, budget: int) -> list[int]:
+        """A draft for a decoding sequence, within the context (one spare cell, as _room keeps), what is
+        left of num_predict, and the step's batch."""
+        room = min(budget, self.n_ctx_slot - seq.n_past - 2)
+        if seq.num_predict >= 0:
+            room = min(room, seq.num_predict - len(seq.generated) - 1)
+        return self.spec.draft(seq.slot, seq.spec, seq.pending, room) if room > 0 else []
+
+    def _verify(self, seq: Sequence, toks: list[int]) -> None:
+        """Sample every fed position with the sequence's sampler and keep the tokens up to the first that
+        differs from the draft (each kept token is what sampling alone would have produced); drop the
+        KV cells of the rest, then emit the kept tokens as if they had come one step at a time."""
+        draft, seq.draft = seq.draft, []
+        if not seq.t_prompt:
+            seq.t_prompt = time.perf_counter_ns()
+        picked: list[tuple[int, list | None]] = []
+        try:
+            for i in range(len(draft) + 1):
+                lp = self._logprobs(seq.out_idx + i) if seq.logprobs else None
+                token = seq.sampler.sample(self.ctx, seq.out_idx + i)
+                picked.append((token, lp))
+                if i == len(draft) or token != draft[i] or self.vocab.is_eog(token):
+                    break
+        except PyollamaError as e:
+            self._fail(seq, e)
+            return
+        n_ok = len(picked) - 1
+        kept = toks[:1 + n_ok]
+        seq.n_past += len(kept)
+        if n_ok < len(draft):
+            self.ctx.memory.seq_rm(seq.slot, seq.n_past, -1)
+        if not seq.shifts:
+            self.slots[seq.slot].cached.extend(kept)
+        seq.spec.unpushed.extend(kept)
+        self.spec.verified(seq.slot, seq.spec, draft, n_ok)
+        for i, (token, lp) in enumerate(picked):
+            if not self._emit(seq, token, lp, last=i == n_ok):
+                return
 
     def _sample(self, seq: Sequence) -> None:
         if not seq.t_prompt:
             seq.t_prompt = time.perf_counter_ns()
         try:
-            logprobs = self._logprobs(seq) if seq.logprobs else None
+            logprobs = self._logprobs(seq.out_idx) if seq.logprobs else None
             token = seq.sampler.sample(self.ctx, seq.out_idx)
         except PyollamaError as e:
             self._fail(seq, e)
             return
+        self._emit(seq, token, logprobs, last=True)
+
+    def _emit(self, seq: Sequence, token: int, logprobs, *, last: bool) -> bool:
+        """One sampled token to the stream; False when it ended the sequence. Only the ``last`` token of a
+        step still has to be decoded (it becomes ``pending``): the others are in the KV already."""
         if logprobs is not None:
             logprobs = self._logprob_entries(seq, token, *logprobs)
         if self.vocab.is_eog(token):
             self._finish(seq, "stop")
-            return
+            return False
         seq.generated.append(token)
         text, matched = seq.stops.feed(seq.detok.feed(token))
         if text or logprobs:
             seq.stream.put(TokenEvent(text, token, logprobs))
         if matched is not None:
             self._finish(seq, "stop", flush=False)
-        elif 0 <= seq.num_predict <= len(seq.generated) or not self._room(seq):
+        elif 0 <= seq.num_predict <= len(seq.generated) or (last and not self._room(seq)):
             self._finish(seq, "length")
-        else:
+        elif last:
             seq.pending = token
+            return True
+        else:
+            return True
+        return False
 
     def _room(self, seq: Sequence) -> bool:
         """Whether the sampled token can be decoded: a free cell (with shift on, llama-server keeps one
@@ -407,8 +482,8 @@ class BatchLoop:
         slot.stale = True
         return True
 
-    def _logprobs(self, seq: Sequence):
-        logits = np.asarray(self.ctx.logits(seq.out_idx), dtype=np.float64)
+    def _logprobs(self, idx: int):
+        logits = np.asarray(self.ctx.logits(idx), dtype=np.float64)
         m = logits.max()
         lse = m + np.log(np.exp(logits - m).sum())
         return logits, lse
@@ -438,7 +513,8 @@ class BatchLoop:
             prompt_eval_duration=max(0, t_prompt - seq.t_start) if seq.t_start else 0,
             eval_count=len(seq.generated), eval_duration=max(0, now - t_prompt) if seq.t_start else 0,
             prompt_cached=seq.cached, tokens=list(seq.generated), prompt_truncated=seq.truncated,
-            context_shifts=seq.shifts))
+            context_shifts=seq.shifts, draft_tokens=seq.spec.drafted if seq.spec else 0,
+            draft_accepted=seq.spec.accepted if seq.spec else 0))
         if release:
             self._release(seq)
 
@@ -503,5 +579,6 @@ class BatchLoop:
         return out, total
 
     def close(self) -> None:
+        self.spec.close()
         self.batch.close()
         self.ctx.close()

@@ -29,6 +29,8 @@ class RunnerSpec:
     devices: tuple[str, ...] = ()   # offload devices by name (empty: every GPU)
     fit_margin: int = 0          # > 0: upstream's planner places the layers, leaving this many bytes per GPU
     cache_ram: int = 0           # bytes of host memory for the prompt cache (0: off)
+    draft_max: int = 0           # self-speculative decoding: longest n-gram draft (0: off)
+    draft_types: str = "ngram-simple"   # upstream's n-gram drafters, comma separated
 
 
 @dataclass
@@ -64,6 +66,8 @@ class DoneEvent:
     tokens: list[int] = field(default_factory=list)
     prompt_truncated: int = 0        # prompt tokens dropped to fit the context (shift on)
     context_shifts: int = 0          # times the context was shifted during generation
+    draft_tokens: int = 0            # speculative decoding: tokens drafted for this request
+    draft_accepted: int = 0          # and how many of them the model confirmed
 
 
 @dataclass

@@ -93,7 +93,9 @@ def runner_spec(model_path: str | Path, opts: Mapping[str, Any], cfg: Config, *,
         num_batch=num_batch, num_gpu=_int_opt(opts, "num_gpu", -1), main_gpu=_int_opt(opts, "main_gpu", 0),
         num_thread=num_thread, use_mmap=True if use_mmap is None else bool(use_mmap), parallel=parallel,
         embedding=embedding, flash_attn=cfg.flash_attention, kv_cache_type=cfg.kv_cache_type or "f16",
-        kv_adapt=not cfg.kv_cache_type, cache_ram=0 if embedding else cfg.cache_ram)
+        kv_adapt=not cfg.kv_cache_type, cache_ram=0 if embedding else cfg.cache_ram,
+        draft_max=0 if embedding or cfg.speculative == "off" else cfg.draft_max,
+        draft_types=cfg.speculative if cfg.speculative != "off" else "ngram-simple")
 
 
 def load_request(name: str, model_path: str | Path, opts: Mapping[str, Any], cfg: Config, *,

@@ -236,11 +236,14 @@ def app_server(tmp_path) -> Iterator[int]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cfg = Config.from_env({"PYOLLAMA_MODELS": str(tmp_path / "models"), "PYOLLAMA_HOST": f"127.0.0.1:{port}"})
-    guard = create_app(cfg, factory=lambda spec: None, memory=lambda: Memory(free=1 << 33, total=1 << 34))
-    guard.app.router.routes[:0] = [Route("/boom", boom, methods=["POST"]),
+    outer = create_app(cfg, factory=lambda spec: None, memory=lambda: Memory(free=1 << 33, total=1 << 34))
+    app = outer
+    while not hasattr(app, "router"):          # through the middleware (metrics, the door) to Starlette
+        app = app.app
+    app.router.routes[:0] = [Route("/boom", boom, methods=["POST"]),
                                    Route("/v1/boom", boom, methods=["POST"]),
                                    Route("/boom-later", boom_later, methods=["GET"])]
-    srv = uvicorn.Server(uvicorn.Config(guard, host="127.0.0.1", port=port, log_level="critical", lifespan="on"))
+    srv = uvicorn.Server(uvicorn.Config(outer, host="127.0.0.1", port=port, log_level="critical", lifespan="on"))
     th = threading.Thread(target=srv.run, daemon=True)
     th.start()
     deadline = time.monotonic() + 30

@@ -95,7 +95,9 @@ def test_crash_mid_load(tiny_model_path, tmp_path, reference, action, sig):
 
 
 def test_crash_at_a_step_fails_every_request_on_it(tiny_model_path, tmp_path):
-    with _runner(tiny_model_path, tmp_path, "step 4 segv") as pr:
+    # Late enough that the second request is queued before it even on a loaded machine (a step of the
+    # tiny model takes about a millisecond; step 4 came before the second submit under CI's load).
+    with _runner(tiny_model_path, tmp_path, "step 200 segv") as pr:
         streams = [pr.submit(SeqRequest(p, ENDLESS)) for p in ("One", "Two")]
         for s in streams:
             assert "signal 11" in str(_drain_until_error(s))

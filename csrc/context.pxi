@@ -277,20 +277,28 @@ cdef class Context:
             raise ValueError(f"sequence id {seq_id} is out of range for n_seq_max={llama_n_seq_max(self.ptr)}")
         return 0
 
-    def seq_state(self, int seq_id, *, bint partial_only=False):
-        """Serialized KV/recurrent state of one sequence (bytes)."""
+    def seq_state_size(self, int seq_id, *, bint partial_only=False):
+        """Bytes seq_state() would return (without copying anything)."""
         self._seq(seq_id)
         cdef llama_context * c = self._c()
         cdef llama_state_seq_flags fl = LLAMA_STATE_SEQ_FLAGS_PARTIAL_ONLY if partial_only else 0
         cdef size_t n
         with nogil:
             n = llama_state_seq_get_size_ext(c, seq_id, fl)
-        cdef bytearray buf = bytearray(n)
-        cdef uint8_t * dst = <uint8_t *> (<char *> buf)
+        return n
+
+    def seq_state(self, int seq_id, *, bint partial_only=False):
+        """Serialized KV/recurrent state of one sequence (bytes, written in place: one copy of the state)."""
+        n = self.seq_state_size(seq_id, partial_only=partial_only)
+        cdef llama_context * c = self._c()
+        cdef llama_state_seq_flags fl = LLAMA_STATE_SEQ_FLAGS_PARTIAL_ONLY if partial_only else 0
+        cdef bytes out = PyBytes_FromStringAndSize(NULL, n)      # not shared yet: safe to fill
+        cdef uint8_t * dst = <uint8_t *> PyBytes_AS_STRING(out)
         cdef size_t got
+        cdef size_t cap = n
         with nogil:
-            got = llama_state_seq_get_data_ext(c, dst, n, seq_id, fl)
-        return bytes(buf[:got])
+            got = llama_state_seq_get_data_ext(c, dst, cap, seq_id, fl)
+        return out if got == cap else out[:got]
 
     def set_seq_state(self, const uint8_t[::1] data, int dest_seq_id, *, bint partial_only=False):
         """Restore a state from seq_state() into dest_seq_id; raises when libllama rejects it."""

@@ -27,8 +27,8 @@ cdef class Drafter:
             raise ValueError(f"n_seq must be positive, not {n_seq}")
         if not 1 <= size_n <= 1024 or not 1 <= size_m <= _DRAFT_CAP:
             raise ValueError(f"size_n must be 1..1024 and size_m 1..{_DRAFT_CAP}, not {size_n} and {size_m}")
-        if min_hits < 1:
-            raise ValueError(f"min_hits must be at least 1, not {min_hits}")
+        if not 1 <= min_hits <= 65535:
+            raise ValueError(f"min_hits must be 1..65535, not {min_hits}")
         cdef char err[256]
         err[0] = 0
         cdef bytes bt = types.encode()

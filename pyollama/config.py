@@ -228,6 +228,13 @@ def _speculative(text: str) -> str:
     return t
 
 
+def _draft_max(text: str) -> int:
+    n = int(text)
+    if not 1 <= n <= 1024:
+        raise ValueError("must be between 1 and 1024")
+    return n
+
+
 def _flash(text: str) -> str:
     if text.lower() == "auto":
         return "auto"
@@ -323,7 +330,7 @@ VARS: tuple[Var, ...] = (
         "ngram-map-k, ngram-map-k4v, ngram-mod (default off: on a CPU a draft verified in a batch uses "
         "other attention kernels than one token at a time, so long greedy outputs may differ in the last "
         "bits)", ollama=False),
-    Var("DRAFT_MAX", _pos_int, 8,
+    Var("DRAFT_MAX", _draft_max, 8,
         "Longest draft with PYOLLAMA_SPECULATIVE (default 8; each sequence adapts below it)", ollama=False),
     Var("CACHE_RAM", parse_size, default_cache_ram(),
         "Host memory per loaded model for KV states of earlier prompts, reused when a prompt starts the "

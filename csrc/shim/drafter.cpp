@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <exception>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -54,8 +55,9 @@ pyollama_drafter * pyollama_drafter_new(const char * types, uint32_t n_seq, uint
             put_err(err, err_len, "upstream made no drafter for these types");
             return nullptr;
         }
+        std::unique_ptr<common_speculative, common_speculative_deleter> owned(spec);
         auto * d = new pyollama_drafter;
-        d->spec = spec;
+        d->spec = owned.release();
         d->history.resize(n_seq);
         d->result.resize(n_seq);
         d->drafted.assign(n_seq, 0);
@@ -125,6 +127,11 @@ int pyollama_drafter_draft(pyollama_drafter * d, int32_t seq, llama_token last, 
         d->drafted[seq] = n;
         return n;
     } catch (const std::exception &) {
+        // left drafting with a result, the next draft of any sequence would trip an upstream assert
+        auto & dp = common_speculative_get_draft_params(d->spec, seq);
+        dp.drafting = false;
+        d->result[seq].clear();
+        d->drafted[seq] = 0;
         return -1;
     }
 }

@@ -86,7 +86,7 @@ class Metrics:
             if stats is None:
                 return None
             try:
-                return e.req.name, await asyncio.wait_for(asyncio.to_thread(stats), STATS_TIMEOUT)
+                return e.req.name, await asyncio.to_thread(stats, STATS_TIMEOUT)
             except Exception as ex:  # noqa: BLE001 - a busy or dying runner: its figures are left out
                 log.debug("no stats from %s: %s", e.req.name, ex)
                 return None
@@ -183,8 +183,12 @@ RUNNER_COUNTERS = {
 }
 
 
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class Metered:
-    """Counts every answered HTTP request (outermost: the door's 401/403/413 count too)."""
+    """Counts every answered HTTP request (outermost: the door's 401/403/413 count too). The status is the
+    one the app sent; 499 only when none was started (the client left first)."""
 
     def __init__(self, app: Any, metrics: Metrics):
         self.app = app
@@ -205,7 +209,8 @@ class Metered:
             await self.app(scope, receive, seen)
         finally:
             m = self.metrics
-            m.requests.labels(m.route_of(scope), scope["method"], str(status or 499)).inc()
+            method = scope["method"] if scope["method"] in METHODS else "OTHER"   # a label never holds client text
+            m.requests.labels(m.route_of(scope), method, str(status or 499)).inc()
 
 
 async def metrics(request: Request) -> Response:

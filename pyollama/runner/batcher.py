@@ -202,10 +202,14 @@ class BatchLoop:
             slot = self._choose_slot(free, seq.tokens)
             keep = min(self._reuse(slot, seq), len(seq.tokens) - 1)
             mem = self.ctx.memory
+            if keep and self.n_swa:
+                # Before any removal, as llama-server: the window must still hold the cells that the
+                # next position attends to (an empty window, -1, holds none).
+                pos_min = mem.seq_pos_min(slot.id)
+                if pos_min < 0 or pos_min > max(0, keep - self.n_swa):
+                    keep = 0
             if (keep < len(slot.cached) or slot.stale) and not mem.seq_rm(slot.id, keep, -1):
                 keep = 0                          # partial removal unsupported: start over
-            elif keep and self.n_swa and mem.seq_pos_min(slot.id) > max(0, keep - self.n_swa):
-                keep = 0                          # the window already dropped cells the prefix needs
             if not keep:
                 mem.seq_rm(slot.id, -1, -1)
             del slot.cached[keep:]
@@ -259,6 +263,8 @@ class BatchLoop:
             if len(slot.cached) - own >= self.PREFIX_MIN:
                 self._save(slot)
             return own
+        if isinstance(donor, Saved):
+            self.cache.touch(donor)           # the save below must not evict what is about to be restored
         self._save(slot)
         try:
             if isinstance(donor, Saved):
@@ -294,8 +300,9 @@ class BatchLoop:
         if not self.cache.enabled or slot.stale or len(slot.cached) < self.PREFIX_MIN:
             return
         key = np.asarray(slot.cached, dtype=np.int32)
-        if not self.cache.covers(key):
-            self.cache.put(key, self.ctx.seq_state(slot.id))
+        if self.cache.covers(key) or self.ctx.seq_state_size(slot.id) + key.nbytes > self.cache.budget:
+            return                                # already kept, or could never be (no copy made)
+        self.cache.put(key, self.ctx.seq_state(slot.id))
 
     def stats(self) -> dict:
         """Figures for /metrics: slots, KV cells, prompt cache. Read from any thread (a snapshot that

@@ -252,7 +252,7 @@ class ProcessRunner:
         self.kill()
 
     # --- calls -----------------------------------------------------------------------------------
-    def _call(self, kind: str, *args):
+    def _call(self, kind: str, *args, timeout: float | None = None):
         fut: Future = Future()
         rid = next(_ids)
         with self._lock:
@@ -263,7 +263,10 @@ class ProcessRunner:
         except BaseException:
             self._calls.pop(rid, None)
             raise
-        return fut.result()
+        try:
+            return fut.result(timeout)
+        finally:
+            self._calls.pop(rid, None)          # a call that timed out must not wait for ever
 
     def _check(self) -> None:
         if self._dead is not None:
@@ -309,8 +312,8 @@ class ProcessRunner:
     def detokenize(self, tokens) -> str:
         return self._call("detokenize", list(tokens))
 
-    def stats(self) -> dict:
-        return self._call("stats")
+    def stats(self, timeout: float | None = None) -> dict:
+        return self._call("stats", timeout=timeout)
 
     @property
     def info(self) -> dict:

@@ -63,10 +63,16 @@ class PromptCache:
         return best, n
 
     def used_as(self, entry: Saved, tokens: int) -> None:
-        """``entry`` was restored and spared ``tokens`` prompt tokens: it becomes the most recent."""
-        self._lru.move_to_end(id(entry))
+        """``entry`` was restored and spared ``tokens`` prompt tokens: it becomes the most recent (if a save
+        made just before the restore has not evicted it meanwhile)."""
+        self.touch(entry)
         self.hits += 1
         self.hit_tokens += tokens
+
+    def touch(self, entry: Saved) -> None:
+        """Make ``entry`` the most recently used."""
+        if id(entry) in self._lru:
+            self._lru.move_to_end(id(entry))
 
     def covers(self, tokens: np.ndarray) -> bool:
         """Whether an entry already holds ``tokens`` (or a longer sequence starting with them)."""

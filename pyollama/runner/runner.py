@@ -141,8 +141,9 @@ class Runner:
         self._check()
         return self.model.vocab.detokenize(tokens)
 
-    def stats(self) -> dict:
-        """The step loop's figures for /metrics (BatchLoop.stats)."""
+    def stats(self, timeout: float | None = None) -> dict:
+        """The step loop's figures for /metrics (BatchLoop.stats; read without waiting, so ``timeout``
+        is unused here)."""
         self._check()
         return self.loop.stats()
 

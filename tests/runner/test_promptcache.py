@@ -136,3 +136,33 @@ def test_tiny_shared_prefix_is_not_restored(tiny_model_path):
         assert r.loop.cache.hits == 0 and d.prompt_cached <= 2
         d = _done(r.submit(SeqRequest(p1 + "delta", GREEDY)))
         assert r.loop.cache.hits == 1 and d.prompt_cached >= 40
+
+
+def test_restoring_an_entry_survives_the_save_before_it():
+    """A slot's own content is saved just before a saved entry is restored into it; that save must not
+    evict the entry being restored (it is made most recent first), and a restore of an entry evicted
+    anyway is still counted without error."""
+    c = PromptCache(700)                               # room for two entries of 312 bytes
+    assert c.put(_arr(1, 1, 1), bytes(300)) and c.put(_arr(2, 2, 2), bytes(300))
+    donor, _ = c.best(_arr(1, 1, 1, 5))
+    c.touch(donor)
+    assert c.put(_arr(3, 3, 3), bytes(300))          # evicts (2 2 2), the oldest, not the donor
+    assert c.best(_arr(1, 1, 1))[1] == 3 and c.best(_arr(2, 2, 2))[1] == 0
+    assert c.put(_arr(4, 4, 4), bytes(680))          # evicts everything else, donor included
+    c.used_as(donor, 3)
+    assert c.hits == 1
+
+
+@pytest.mark.model
+def test_sliding_window_prefix_older_than_the_window_is_not_kept(gemma3_path):
+    """Gemma 3's window cache holds the last ~1k positions: after a 2k-token sequence, a prompt sharing only
+    its first few hundred tokens finds no window cell left for them (the window would be empty after
+    removing the rest) and must be evaluated in full, answering as a cold run."""
+    head = "You answer questions about the facts. " + FACTS
+    long_doc = head + " " + " ".join(f"Note {i}: shelf {i % 17} holds box {i * 3 % 29}." for i in range(160))
+    with Runner(RunnerSpec(str(gemma3_path), num_ctx=4096, parallel=1, cache_ram=0)) as r:
+        d1 = _done(r.submit(SeqRequest(long_doc, {"temperature": 0, "num_predict": 4})))
+        other = head + "\nQuestion: Which item weighs the most?\nAnswer:"
+        d2 = _done(r.submit(SeqRequest(other, GREEDY)))
+    assert d1.prompt_eval_count > 2000 and d2.prompt_cached == 0
+    assert d2.tokens == _cold(gemma3_path, other).tokens

@@ -14,7 +14,6 @@ cdef extern from "shim/drafter.h" nogil:
     int pyollama_drafter_accept(pyollama_drafter * d, int32_t seq, uint16_t n_accepted)
 
 DEF _DRAFT_CAP = 1024
-DRAFTER_TYPES = ("ngram-simple", "ngram-map-k", "ngram-map-k4v", "ngram-mod")
 
 
 cdef class Drafter:
@@ -34,7 +33,7 @@ cdef class Drafter:
         cdef bytes bt = types.encode()
         self.ptr = pyollama_drafter_new(bt, n_seq, size_n, size_m, min_hits, err, sizeof(err))
         if self.ptr == NULL:
-            raise ValueError(f"no drafter for {types!r}: {_s(err)} (known: {', '.join(DRAFTER_TYPES)})")
+            raise ValueError(f"no drafter for {types!r}: {_s(err)}")
         self.types = types
         self.n_seq = n_seq
         self.size_n = size_n

@@ -205,16 +205,6 @@ def parse_size(text: str) -> int:
     return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "").lower()])
 
 
-def default_cache_ram() -> int:
-    """The RAM prompt cache's budget per loaded model when unset: an eighth of the machine's memory,
-    at most 8 GiB (llama-server's default)."""
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError):
-        total = 0
-    return min(8 << 30, total // 8)
-
-
 DRAFTERS = ("ngram-simple", "ngram-map-k", "ngram-map-k4v", "ngram-mod")
 
 
@@ -332,7 +322,7 @@ VARS: tuple[Var, ...] = (
         "bits)", ollama=False),
     Var("DRAFT_MAX", _draft_max, 8,
         "Longest draft with PYOLLAMA_SPECULATIVE (default 8; each sequence adapts below it)", ollama=False),
-    Var("CACHE_RAM", parse_size, default_cache_ram(),
+    Var("CACHE_RAM", parse_size, None,
         "Host memory per loaded model for KV states of earlier prompts, reused when a prompt starts the "
         "same way (a returning conversation); bytes or a size such as 2GiB, 0 = off (default: an eighth "
         "of this machine's memory, at most 8 GiB)", ollama=False),
@@ -414,7 +404,7 @@ class Config:
     api_key: str = ""
     max_body: int = MAX_BODY
     runner: str = "process"
-    cache_ram: int = field(default_factory=default_cache_ram)
+    cache_ram: int | None = None    # None: sized to the machine (scheduler/plan.py)
     metrics: bool = True
     speculative: str = "off"
     draft_max: int = 8

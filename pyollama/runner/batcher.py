@@ -38,7 +38,7 @@ from pyollama.engine.sampling import SamplingParams, TokenSampler
 from pyollama.engine.stops import StopMatcher
 from pyollama.errors import InvalidRequest, PyollamaError
 from pyollama.runner.promptcache import PromptCache, Saved, shared_prefix
-from pyollama.runner.speculate import DEFAULT_TYPES, SpecState, Speculator
+from pyollama.runner.speculate import SpecState, Speculator
 from pyollama.runner.types import DoneEvent, ErrorEvent, SeqRequest, Stream, TokenEvent
 
 log = logging.getLogger("pyollama.runner")
@@ -92,7 +92,7 @@ class BatchLoop:
 
     def __init__(self, model: _native.Model, *, num_ctx: int, parallel: int, num_batch: int,
                  num_thread: int, flash_attn="auto", kv_cache_type: str = "f16", embedding: bool = False,
-                 adapters=(), cache_ram: int = 0, draft_max: int = 0, draft_types: str = DEFAULT_TYPES):
+                 adapters=(), cache_ram: int = 0, speculative: str = "", draft_max: int = 8):
         self.model = model
         self.vocab = model.vocab
         self.parallel = parallel
@@ -111,8 +111,8 @@ class BatchLoop:
         self.n_swa = model.n_swa
         self.cache = PromptCache(cache_ram)
         # Drafts need rejected cells removed again: not for recurrent state, which cannot drop a range.
-        can_draft = draft_max > 0 and not (model.is_recurrent or model.is_hybrid)
-        self.spec = Speculator(parallel, types=draft_types, max_draft=draft_max if can_draft else 0)
+        can_draft = not (model.is_recurrent or model.is_hybrid)
+        self.spec = Speculator(parallel, types=speculative if can_draft else "", max_draft=draft_max)
         self.copies = 0                 # prompts that took another slot's KV
         self.copy_tokens = 0
         self.n_batch = self.ctx.n_batch
@@ -375,8 +375,6 @@ class BatchLoop:
         for seq, toks in fed:
             if seq.draft:
                 continue                        # its bookkeeping waits for the verification
-            if seq.spec is not None and not seq.prefilling:
-                seq.spec.unpushed.append(toks[0])
             seq.n_past += len(toks)
             if not seq.shifts:              # after a shift the KV no longer lines up with a token list
                 self.slots[seq.slot].cached.extend(toks)
@@ -392,7 +390,7 @@ class BatchLoop:
         room = min(budget, self.n_ctx_slot - seq.n_past - 2)
         if seq.num_predict >= 0:
             room = min(room, seq.num_predict - len(seq.generated) - 1)
-        return self.spec.draft(seq.slot, seq.spec, seq.pending, room) if room > 0 else []
+        return self.spec.draft(seq.slot, seq.spec, seq.generated, room) if room > 0 else []
 
     def _verify(self, seq: Sequence, toks: list[int]) -> None:
         """Sample every fed position with the sequence's sampler and keep the tokens up to the first that
@@ -419,7 +417,6 @@ class BatchLoop:
             self.ctx.memory.seq_rm(seq.slot, seq.n_past, -1)
         if not seq.shifts:
             self.slots[seq.slot].cached.extend(kept)
-        seq.spec.unpushed.extend(kept)
         self.spec.verified(seq.slot, seq.spec, draft, n_ok)
         for i, (token, lp) in enumerate(picked):
             if not self._emit(seq, token, lp, last=i == n_ok):
@@ -450,14 +447,13 @@ class BatchLoop:
             seq.stream.put(TokenEvent(text, token, logprobs))
         if matched is not None:
             self._finish(seq, "stop", flush=False)
-        elif 0 <= seq.num_predict <= len(seq.generated) or (last and not self._room(seq)):
+            return False
+        if 0 <= seq.num_predict <= len(seq.generated) or (last and not self._room(seq)):
             self._finish(seq, "length")
-        elif last:
+            return False
+        if last:
             seq.pending = token
-            return True
-        else:
-            return True
-        return False
+        return True
 
     def _room(self, seq: Sequence) -> bool:
         """Whether the sampled token can be decoded: a free cell (with shift on, llama-server keeps one

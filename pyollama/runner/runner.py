@@ -60,7 +60,7 @@ class Runner:
         self.loop = BatchLoop(self.model, num_ctx=s.num_ctx, parallel=s.parallel, num_batch=s.num_batch,
                               num_thread=s.num_thread or default_threads(), flash_attn=s.flash_attn,
                               kv_cache_type=s.kv_cache_type, embedding=s.embedding, adapters=self._adapters,
-                              cache_ram=s.cache_ram, draft_max=s.draft_max, draft_types=s.draft_types)
+                              cache_ram=s.cache_ram, speculative=s.speculative, draft_max=s.draft_max)
         self._thread = threading.Thread(target=self._run, name=f"runner:{os.path.basename(s.model_path)}",
                                         daemon=True)
         self._thread.start()

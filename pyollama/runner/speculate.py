@@ -20,16 +20,15 @@ from dataclasses import dataclass
 
 from pyollama import _native
 
-DEFAULT_TYPES = "ngram-simple"
 PAUSE_STEPS = 16           # steps without drafting after a run of failed drafts
 
 
 @dataclass
 class SpecState:
-    """Per sequence: tokens kept but not yet in the drafter's history, and the adaptive limit."""
+    """Per sequence: how much of its output the drafter's history holds, and the adaptive limit."""
 
     limit: int
-    unpushed: list[int]
+    pushed: int = 0        # generated tokens already in the drafter's history (all but the pending one)
     misses: int = 0        # consecutive drafts accepted less than half
     paused: int = 0        # steps left without drafting
     drafted: int = 0
@@ -37,13 +36,12 @@ class SpecState:
 
 
 class Speculator:
-    """One per BatchLoop; ``max_draft`` 0 = off."""
+    """One per BatchLoop; ``types`` "" = off."""
 
-    def __init__(self, n_seq: int, *, types: str = DEFAULT_TYPES, max_draft: int = 8, size_n: int = 3,
-                 min_draft: int = 2):
+    def __init__(self, n_seq: int, *, types: str = "", max_draft: int = 8, size_n: int = 3, min_draft: int = 2):
         self.max_draft = max_draft
         self.min_draft = min_draft
-        self.drafter = _native.Drafter(types, n_seq=n_seq, size_n=size_n, size_m=max_draft) if max_draft else None
+        self.drafter = _native.Drafter(types, n_seq=n_seq, size_n=size_n, size_m=max_draft) if types else None
         self.drafted = 0           # counters for /metrics
         self.accepted = 0
         self.drafts = 0
@@ -54,21 +52,22 @@ class Speculator:
 
     def begin(self, slot: int, prompt: list[int]) -> SpecState:
         self.drafter.begin(slot, prompt)
-        return SpecState(limit=self.max_draft, unpushed=[])
+        return SpecState(limit=self.max_draft)
 
-    def draft(self, slot: int, st: SpecState, last: int, room: int) -> list[int]:
-        """A draft to follow ``last`` of at most ``room`` tokens (what the context, num_predict and the
-        batch leave), or [] (paused, no match, too short to be worth a step)."""
+    def draft(self, slot: int, st: SpecState, generated: list[int], room: int) -> list[int]:
+        """A draft to follow the sequence's output ``generated`` (its last token is the pending one, not
+        decoded yet) of at most ``room`` tokens (what the context, num_predict and the batch leave), or []
+        (paused, no match, too short to be worth a step)."""
         if st.paused:
             st.paused -= 1
             return []
         n = min(st.limit, room)
         if n < self.min_draft:
             return []
-        if st.unpushed:
-            self.drafter.push(slot, st.unpushed)
-            st.unpushed.clear()
-        d = self.drafter.draft(slot, last, n)
+        if st.pushed < len(generated) - 1:
+            self.drafter.push(slot, generated[st.pushed:-1])
+            st.pushed = len(generated) - 1
+        d = self.drafter.draft(slot, generated[-1], n)
         return d if len(d) >= self.min_draft else []
 
     def verified(self, slot: int, st: SpecState, draft: list[int], n_ok: int) -> None:

@@ -29,8 +29,8 @@ class RunnerSpec:
     devices: tuple[str, ...] = ()   # offload devices by name (empty: every GPU)
     fit_margin: int = 0          # > 0: upstream's planner places the layers, leaving this many bytes per GPU
     cache_ram: int = 0           # bytes of host memory for the prompt cache (0: off)
-    draft_max: int = 0           # self-speculative decoding: longest n-gram draft (0: off)
-    draft_types: str = "ngram-simple"   # upstream's n-gram drafters, comma separated
+    speculative: str = ""        # self-speculative decoding: upstream's n-gram drafters, comma separated ("": off)
+    draft_max: int = 8           # the longest draft
 
 
 @dataclass

@@ -179,6 +179,14 @@ def _cgroup_limit() -> int | None:
         return None
 
 
+def total_ram() -> int:
+    """This machine's memory in bytes (/proc/meminfo, else sysconf)."""
+    info = _meminfo()
+    if info is not None:
+        return info[1]
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
 @dataclass
 class Probe:
     """Reads free memory; ``devices`` is injectable (defaults to ``pyollama.backends()``)."""
@@ -210,9 +218,8 @@ class Probe:
             gpus.append(Gpu(str(d.get("name") or d.get("description")), int(d.get("memory_free", 0)),
                             int(d.get("memory_total", 0))))
         if not total:
-            pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-            free = free or pages
-            total = pages
+            total = total_ram()
+            free = free or total
         return Memory(free=free, total=total, gpus=tuple(gpus))
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from pyollama.config import Config
 from pyollama.errors import InvalidRequest, ModelLoadError
 from pyollama.runner.types import RunnerSpec
-from pyollama.scheduler.memory import estimate
+from pyollama.scheduler.memory import estimate, total_ram
 from pyollama.scheduler.scheduler import LoadRequest
 from pyollama.store import gguf_meta
 
@@ -93,9 +93,14 @@ def runner_spec(model_path: str | Path, opts: Mapping[str, Any], cfg: Config, *,
         num_batch=num_batch, num_gpu=_int_opt(opts, "num_gpu", -1), main_gpu=_int_opt(opts, "main_gpu", 0),
         num_thread=num_thread, use_mmap=True if use_mmap is None else bool(use_mmap), parallel=parallel,
         embedding=embedding, flash_attn=cfg.flash_attention, kv_cache_type=cfg.kv_cache_type or "f16",
-        kv_adapt=not cfg.kv_cache_type, cache_ram=0 if embedding else cfg.cache_ram,
-        draft_max=0 if embedding or cfg.speculative == "off" else cfg.draft_max,
-        draft_types=cfg.speculative if cfg.speculative != "off" else "ngram-simple")
+        kv_adapt=not cfg.kv_cache_type, cache_ram=0 if embedding else _cache_ram(cfg),
+        speculative="" if embedding or cfg.speculative == "off" else cfg.speculative, draft_max=cfg.draft_max)
+
+
+def _cache_ram(cfg: Config) -> int:
+    """``PYOLLAMA_CACHE_RAM``, else an eighth of the machine's memory, at most 8 GiB (llama-server's
+    default), per loaded model."""
+    return cfg.cache_ram if cfg.cache_ram is not None else min(8 << 30, total_ram() // 8)
 
 
 def load_request(name: str, model_path: str | Path, opts: Mapping[str, Any], cfg: Config, *,

@@ -27,7 +27,7 @@ def test_drafter_continues_an_earlier_occurrence():
     assert d.draft(0, 3, 8) == []                              # another sequence's history is its own
     with pytest.raises(ValueError, match="out of range"):
         d.draft(2, 3, 8)
-    with pytest.raises(ValueError, match="ngram-simple"):
+    with pytest.raises(ValueError, match="not an n-gram drafter: draft-simple"):
         _native.Drafter("draft-simple")
     d.close()
     with pytest.raises(ValueError, match="closed"):
@@ -35,11 +35,11 @@ def test_drafter_continues_an_earlier_occurrence():
 
 
 def test_adaptive_limit():
-    s = Speculator(1, max_draft=8, size_n=3)
+    s = Speculator(1, types="ngram-simple", max_draft=8, size_n=3)
     st = s.begin(0, list(range(40)) * 2)           # the history repeats itself: every draft matches
 
     def verify(n_ok):
-        draft = s.draft(0, st, 0, 64)          # history ... 38 39, then 0: as before
+        draft = s.draft(0, st, [0], 64)        # history ... 38 39, then 0 (pending): as before
         assert draft
         s.verified(0, st, draft, min(n_ok, len(draft)))
         return draft
@@ -50,7 +50,7 @@ def test_adaptive_limit():
     for _ in range(3):
         verify(0)                                  # rejected: halves, then pauses
     assert st.limit == 2 and st.paused == PAUSE_STEPS
-    assert s.draft(0, st, 40, 8) == [] and st.paused == PAUSE_STEPS - 1
+    assert s.draft(0, st, [0], 8) == [] and st.paused == PAUSE_STEPS - 1
     assert s.stats()["drafts"] == 5
 
 
@@ -72,15 +72,15 @@ def test_drafts_change_nothing_but_speed(smollm2_path, opts):
     one query and for several agree to the bit on this CPU (past ~128 cells they may not, see
     PYOLLAMA_SPECULATIVE's help)."""
     out = {}
-    for draft_max in (0, 8):
-        with Runner(RunnerSpec(str(smollm2_path), num_ctx=512, parallel=1, draft_max=draft_max)) as r:
+    for types in ("", "ngram-simple"):
+        with Runner(RunnerSpec(str(smollm2_path), num_ctx=512, parallel=1, speculative=types)) as r:
             streams = [r.submit(SeqRequest(p, {**opts, "num_predict": 64})) for p in PROMPTS]
-            out[draft_max] = [[e for e in s if isinstance(e, DoneEvent)][0] for s in streams]
+            out[types] = [[e for e in s if isinstance(e, DoneEvent)][0] for s in streams]
             stats = r.stats()
-    assert [d.tokens for d in out[8]] == [d.tokens for d in out[0]]
+    assert [d.tokens for d in out["ngram-simple"]] == [d.tokens for d in out[""]]
     assert stats["draft_accepted"] >= 5 and stats["draft_tokens"] >= stats["draft_accepted"]
-    assert sum(d.draft_accepted for d in out[8]) == stats["draft_accepted"]
-    assert all(d.draft_tokens == 0 for d in out[0])
+    assert sum(d.draft_accepted for d in out["ngram-simple"]) == stats["draft_accepted"]
+    assert all(d.draft_tokens == 0 for d in out[""])
 
 
 def test_speculative_setting():

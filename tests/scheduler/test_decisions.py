@@ -142,3 +142,13 @@ def test_runner_spec_defaults_and_precedence(smollm2_path):
     assert plan.runner_spec(smollm2_path, {"num_parallel": 2}, Config(num_parallel=3), info=info).parallel == 2
     with pytest.raises(InvalidRequest):
         plan.runner_spec(smollm2_path, {"num_batch": 0}, cfg, info=info)
+
+
+def test_runner_spec_prompt_cache_and_speculation(smollm2_path):
+    from pyollama.scheduler.memory import total_ram
+
+    info = plan.header(smollm2_path)
+    s = plan.runner_spec(smollm2_path, {}, Config(), info=info)
+    assert s.cache_ram == min(8 * GIB, total_ram() // 8) > 0 and s.speculative == ""
+    s = plan.runner_spec(smollm2_path, {}, Config(cache_ram=0, speculative="ngram-mod", draft_max=5), info=info)
+    assert (s.cache_ram, s.speculative, s.draft_max) == (0, "ngram-mod", 5)

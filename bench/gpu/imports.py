@@ -22,7 +22,7 @@ import zipfile
 from pathlib import Path
 
 # What the GPU machine lacks and the wheels bring (pyproject's dependencies, and theirs).
-WHEELS = ("starlette", "uvicorn", "gguf", "httptools", "prompt_toolkit", "wcwidth")
+WHEELS = ("starlette", "uvicorn", "gguf", "httptools", "orjson", "prompt_toolkit", "wcwidth")
 
 # The GPU image's Python packages (python3 is 3.12 in /opt/torch/.venv), as the device notes list them.
 DEVICE = """absl-py accelerate aiofiles aiohappyeyeballs aiohttp aiosignal annotated-doc anyio attrs botorch build

@@ -253,6 +253,11 @@ async def messages(request: Request) -> Response | EventStream:
     events = await turn.launch(request, t_start)
     mid = X.new_id("msg_")
 
+    def client_stop(final: Final | None) -> str | None:
+        """The request's own stop sequence that ended the output (not a Modelfile stop)."""
+        seq = final.done.stop if final is not None else None
+        return seq if seq in stops else None
+
     def message(content: list[dict[str, Any]], reason: str | None, stop_seq: str | None,
                 usage: dict[str, int]) -> dict[str, Any]:
         return {"id": mid, "type": "message", "role": "assistant", "model": job.model, "content": content,
@@ -298,7 +303,7 @@ async def messages(request: Request) -> Response | EventStream:
                 else:
                     for out in to_events(blocks.finish()):
                         yield out
-                    seq = await X.matched_stop(turn, ev, stops)
+                    seq = client_stop(ev)
                     called = any(blk.kind == "tool" for blk in blocks.blocks)
                     yield "message_delta", {"type": "message_delta",
                                             "delta": {"stop_reason": stop_reason(ev, called, seq),
@@ -309,16 +314,6 @@ async def messages(request: Request) -> Response | EventStream:
         finally:
             await events.aclose()
 
-    async def collected() -> AsyncIterator[Any]:
-        """Non-streaming: the events, with the stop sequence resolved while the runner is still leased."""
-        try:
-            async for ev in events:
-                yield ev
-                if isinstance(ev, Final):
-                    yield ("stop", await X.matched_stop(turn, ev, stops))
-        finally:
-            await events.aclose()
-
     def aggregate(items: list[Any]) -> dict[str, Any]:
         blocks = X.Blocks()
         for d in items:
@@ -326,7 +321,7 @@ async def messages(request: Request) -> Response | EventStream:
                 blocks.feed(d)
         blocks.finish()
         final = next((f for f in items if isinstance(f, Final)), None)
-        seq = next((x[1] for x in items if isinstance(x, tuple)), None)
+        seq = client_stop(final)
         called = any(blk.kind == "tool" for blk in blocks.blocks)
         d = final.done if final else None
         return message([block_json(blk) for blk in blocks.blocks], stop_reason(final, called, seq), seq,
@@ -334,7 +329,7 @@ async def messages(request: Request) -> Response | EventStream:
 
     if stream:
         return EventStream(sse(), stream=True, surface=ANTHROPIC, error_event=error_event, on_close=turn.release)
-    return EventStream(collected(), stream=False, surface=ANTHROPIC, error_event=error_event,
+    return EventStream(events, stream=False, surface=ANTHROPIC, error_event=error_event,
                        aggregate=aggregate, on_close=turn.release)
 
 

@@ -16,8 +16,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from pyollama.api.conversation import ChatTurn
-from pyollama.api.inference import Delta, Final, in_thread
+from pyollama.api.inference import Delta
 from pyollama.errors import InvalidRequest
 
 # OpenAI reasoning effort → native think (docs/contract.md §11.2).
@@ -128,24 +127,6 @@ def function_tool(name: Any, description: Any, parameters: Any, where: str) -> d
 def call_arguments(call: dict[str, Any]) -> str:
     """A native tool call's arguments as the JSON string OpenAI clients expect (key order kept)."""
     return json.dumps(call["function"].get("arguments") or {}, ensure_ascii=False)
-
-
-async def matched_stop(turn: ChatTurn, final: Final, stops: list[str]) -> str | None:
-    """The stop sequence that ended the output, if one did: the runner reports ``stop`` for both the
-    end-of-generation token and a stop string, and never emits the stop string itself, so look for it in
-    the detokenized output just past the emitted text."""
-    done = final.done
-    if done.done_reason != "stop" or not stops or not done.tokens or turn.lease is None:
-        return None
-    full = await in_thread(turn.lease.runner.detokenize, list(done.tokens))
-    if len(full) <= len(final.text):
-        return None
-    found: tuple[int, str] | None = None
-    for s in stops:
-        i = full.find(s, max(0, len(final.text) - len(s)))
-        if i >= 0 and (found is None or i < found[0]):
-            found = (i, s)
-    return found[1] if found else None
 
 
 # --- content blocks ------------------------------------------------------------------------------

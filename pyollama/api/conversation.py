@@ -177,18 +177,18 @@ class ChatTurn:
             self.lease.release()
 
     async def render(self) -> tuple[str, list[int]]:
-        """The prompt and its tokens (needs the lease: tokenizing uses the runner's vocabulary)."""
+        """The prompt and its tokens (needs the lease for the runner's context size; tokenizing is the
+        server's own, with the model's vocabulary)."""
         assert self.lease is not None and self.tmpl is not None
         job, rec, tmpl = self.job, self.rec, self.tmpl
-        runner = self.lease.runner
+        vocabs = self.st.vocabs
         n_ctx = self.st.n_ctx(self.lease)
-        if tmpl.is_jinja:
-            await in_thread(tmpl.jinja)             # compile (and read BOS/EOS texts) off the event loop
+        await tmpl.prepare()
 
         async def tokenize(text: str) -> list[int]:
             if P.surely_too_long(text, n_ctx):
                 raise P.too_many_chars(text, n_ctx)
-            return dedupe_bos(await in_thread(runner.tokenize, text, True, True), rec)
+            return dedupe_bos(await vocabs.tokenize(rec.model_path, text, True, True), rec)
 
         if job.suffix:
             prompt = job.messages[-1]["content"] if job.messages else ""

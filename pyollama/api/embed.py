@@ -111,8 +111,8 @@ async def tokenize(request: Request) -> Response:
     options = B.options(b)
     rec = await st.record(model)
     load = st.load_request(rec, options)
-    async with await st.lease(request, load, keep_alive) as lease:
-        tokens = await in_thread(lease.runner.tokenize, text, bool(add_special), bool(parse_special)) if text else []
+    async with await st.lease(request, load, keep_alive):
+        tokens = await st.vocabs.tokenize(rec.model_path, text, bool(add_special), bool(parse_special)) if text else []
     return JSONResponse({"model": model, "tokens": list(tokens)})
 
 
@@ -126,6 +126,6 @@ async def detokenize(request: Request) -> Response:
     rec = await st.record(model)
     tokens = token_ids(b.get("tokens") if b.get("tokens") is not None else [], "tokens", vocab_size(rec))
     load = st.load_request(rec, options)
-    async with await st.lease(request, load, keep_alive) as lease:
-        text = await in_thread(lease.runner.detokenize, tokens) if tokens else ""
+    async with await st.lease(request, load, keep_alive):
+        text = await st.vocabs.detokenize(rec.model_path, tokens) if tokens else ""
     return JSONResponse({"model": model, "content": text})

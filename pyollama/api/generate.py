@@ -103,18 +103,16 @@ async def generate(request: Request) -> Response:
             lease.release()
             return JSONResponse({"model": model, "created_at": B.now_rfc3339(), "response": "", "done": True,
                                  "done_reason": "load"})
-        runner = lease.runner
         n_ctx = st.n_ctx(lease)
         tmpl = P.model_template(rec, template)
-        if tmpl.is_jinja:
-            await in_thread(tmpl.jinja)             # compile (and read BOS/EOS texts) off the event loop
+        await tmpl.prepare()
 
         async def tokenize(text: str) -> list[int]:
             # A previous response's `context` continues as tokens (exact, unlike Ollama's detokenize +
             # re-tokenize round trip, which loses special tokens); it already starts with any BOS.
             if P.surely_too_long(text, n_ctx):
                 raise P.too_many_chars(text, n_ctx)
-            toks = await in_thread(runner.tokenize, text, not ctx_tokens, True)
+            toks = await st.vocabs.tokenize(rec.model_path, text, not ctx_tokens, True)
             return ctx_tokens + dedupe_bos(toks, rec)
 
         if raw:
@@ -137,7 +135,7 @@ async def generate(request: Request) -> Response:
                 text, tokens = await P.fit_chat(lambda m: tmpl.render_chat(m, None, think), tokenize, msgs,
                                                 n_ctx, bool(truncate))
         if ctx_tokens:
-            text = await in_thread(runner.detokenize, ctx_tokens) + text
+            text = await st.vocabs.detokenize(rec.model_path, ctx_tokens) + text
         if debug:
             lease.release()
             return JSONResponse({"model": model, "created_at": B.now_rfc3339(), "response": "", "done": False,

@@ -80,13 +80,7 @@ async def generate(lease: Lease, seq: SeqRequest, parser: OutputParser, *, t_sta
     raw: list[str] = []
     observed = metrics.generation(lease.entry.req.name, t_start) if metrics is not None else None
     try:
-        # ProcessRunner.submit waits for the child to validate and queue the request: not on the loop.
-        submitting = asyncio.ensure_future(asyncio.to_thread(lease.runner.submit, seq))
-        try:
-            stream = await asyncio.shield(submitting)
-        except asyncio.CancelledError:       # the client left while it was being queued: cancel it there
-            submitting.add_done_callback(_cancel_submitted)
-            raise
+        stream = await lease.runner.asubmit(seq)
         async for ev in stream:
             if isinstance(ev, TokenEvent):
                 if observed is not None:
@@ -108,11 +102,6 @@ async def generate(lease: Lease, seq: SeqRequest, parser: OutputParser, *, t_sta
         if stream is not None and stream.done is None:
             stream.cancel()
         lease.release()
-
-
-def _cancel_submitted(f: asyncio.Future) -> None:
-    if not f.cancelled() and f.exception() is None:
-        f.result().cancel()
 
 
 async def in_thread(fn: Any, *args: Any) -> Any:

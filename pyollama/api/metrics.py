@@ -17,11 +17,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from bisect import bisect_left
 from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
 from prometheus_client.exposition import choose_encoder
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -53,8 +55,10 @@ class Metrics:
         self.ttft = Histogram("pyollama_time_to_first_token_seconds",
                               "From the request's arrival to its first token", ["model"], buckets=TTFT_BUCKETS,
                               registry=r)
-        self.itl = Histogram("pyollama_inter_token_latency_seconds", "Between two tokens of one generation",
-                             ["model"], buckets=ITL_BUCKETS, registry=r)
+        # Inter-token latency is observed per streamed token: counted by hand into per-model buckets
+        # (a list index and an add) and exported as a histogram at scrape time; prometheus_client's
+        # Histogram takes a lock and walks its buckets per observation.
+        self.itl: dict[str, list] = {}            # model -> [counts per bucket (+Inf last), sum]
         self._runner_stats: list[tuple[str, dict]] = []
         r.register(_Snapshot(self))
 
@@ -68,6 +72,12 @@ class Metrics:
 
     def generation(self, model: str, t_start: int) -> Generation:
         return Generation(self, model, t_start)
+
+    def itl_of(self, model: str) -> list:
+        h = self.itl.get(model)
+        if h is None:
+            h = self.itl[model] = [[0] * (len(ITL_BUCKETS) + 1), 0.0]
+        return h
 
     async def render(self, accept: str | None) -> tuple[bytes, str]:
         """The exposition in the format the scraper accepts (Prometheus text, or OpenMetrics)."""
@@ -100,12 +110,15 @@ class Generation:
 
     def __init__(self, m: Metrics, model: str, t_start: int):
         self.m, self.model, self.t_start, self.last = m, model, t_start, 0
-        self.itl = m.itl.labels(model)           # looked up once: token() runs per streamed token
+        self.itl = m.itl_of(model)               # looked up once: token() runs per streamed token
 
     def token(self) -> None:
         now = time.perf_counter_ns()
         if self.last:
-            self.itl.observe((now - self.last) / 1e9)
+            d = (now - self.last) / 1e9
+            h = self.itl
+            h[0][bisect_left(ITL_BUCKETS, d)] += 1     # the first bucket whose bound is >= d ("le")
+            h[1] += d
         else:
             self.m.ttft.labels(self.model).observe((now - self.t_start) / 1e9)
         self.last = now
@@ -151,6 +164,18 @@ class _Snapshot:
                     fam.add_metric([model], flat[k])
         yield from gauges.values()
         yield from counters.values()
+        yield self._itl()
+
+    def _itl(self) -> HistogramMetricFamily:
+        fam = HistogramMetricFamily("pyollama_inter_token_latency_seconds", "Between two tokens of one generation",
+                                    labels=["model"])
+        for model, (counts, total) in list(self.m.itl.items()):
+            acc, buckets = 0, []
+            for bound, n in zip((*map(floatToGoString, ITL_BUCKETS), "+Inf"), counts):
+                acc += n
+                buckets.append((bound, acc))
+            fam.add_metric([model], buckets, total)
+        return fam
 
 
 def _gauge(name: str, help_: str, value: float) -> GaugeMetricFamily:

@@ -17,6 +17,8 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import orjson
+
 from pyollama.api.errors import NATIVE, error_body, error_response, message_of, status_of
 from pyollama.errors import RequestCancelled
 
@@ -26,8 +28,16 @@ NDJSON_TYPE = b"application/x-ndjson"
 JSON_TYPE = b"application/json; charset=utf-8"
 
 
+_ORJSON_OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
 def dumps(obj: Any) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+    """Compact UTF-8 JSON. orjson writes a streamed chunk several times faster than the json module;
+    what it refuses (an integer past 64 bits, an unknown type) goes through json as before."""
+    try:
+        return orjson.dumps(obj, option=_ORJSON_OPTS)
+    except TypeError:
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 async def wait_disconnect(receive: Any) -> None:

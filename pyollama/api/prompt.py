@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +45,12 @@ class ModelTemplate:
 
     def jinja(self) -> JinjaTemplate:
         return _jinja(self.text, self.model_path)
+
+    async def prepare(self) -> None:
+        """Compile a Jinja template (and read the BOS/EOS texts it uses) off the event loop, the first
+        time only: later requests find it compiled and skip the thread hop."""
+        if self.is_jinja and (self.text, self.model_path) not in _JINJA:
+            await asyncio.to_thread(self.jinja)
 
     def render_chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
                     think: bool | str | None) -> str:
@@ -99,12 +107,27 @@ def _special_texts(model_path: str, mtime_ns: int) -> tuple[str, str]:
     return text("tokenizer.ggml.bos_token_id"), text("tokenizer.ggml.eos_token_id")
 
 
-@functools.lru_cache(maxsize=32)
+JINJA_KEEP = 32          # compiled templates kept (LRU)
+_JINJA: OrderedDict[tuple[str, str], JinjaTemplate] = OrderedDict()
+_JINJA_LOCK = threading.Lock()
+
+
 def _jinja(source: str, model_path: str) -> JinjaTemplate:
+    key = (source, model_path)
+    with _JINJA_LOCK:
+        t = _JINJA.get(key)
+        if t is not None:
+            _JINJA.move_to_end(key)
+            return t
     bos = eos = ""
     if model_path and ("bos_token" in source or "eos_token" in source):
         bos, eos = _special_texts(model_path, os.stat(model_path).st_mtime_ns)
-    return JinjaTemplate(source, bos_token=bos, eos_token=eos)
+    t = JinjaTemplate(source, bos_token=bos, eos_token=eos)
+    with _JINJA_LOCK:
+        _JINJA[key] = t
+        while len(_JINJA) > JINJA_KEEP:
+            _JINJA.popitem(last=False)
+    return t
 
 
 def model_template(rec: ModelRecord, override: str = "") -> ModelTemplate:

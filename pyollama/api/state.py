@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +17,7 @@ from starlette.requests import Request
 
 from pyollama.api.metrics import Metrics
 from pyollama.api.ndjson import until_disconnected
+from pyollama.api.vocabs import Vocabs
 from pyollama.config import Config
 from pyollama.errors import InsufficientMemory, InvalidModelName, InvalidRequest, ModelNotFound
 from pyollama.scheduler import Lease, LoadRequest, Scheduler, plan
@@ -25,6 +28,7 @@ log = logging.getLogger("pyollama.api")
 # Options that size a runner's memory, and the RunnerSpec field each ends up in.
 SPEC_FIELD = {"num_ctx": "num_ctx", "num_batch": "num_batch", "num_parallel": "parallel", "num_gpu": "num_gpu"}
 MEMORY_OPTIONS = tuple(SPEC_FIELD)
+RECORDS_KEPT = 64
 
 
 @dataclass
@@ -34,6 +38,10 @@ class ServerState:
     sched: Scheduler
     total_vram: int = 0
     metrics: Metrics | None = None
+    vocabs: Vocabs = field(default_factory=Vocabs)      # tokenizing in the server (vocab-only models)
+    # Records by request name, reused while their manifest file is unchanged: reading a manifest, its
+    # config and template layers is a thread hop and several files per request otherwise.
+    _records: OrderedDict[str, tuple[tuple[int, int, int], ModelRecord]] = field(default_factory=OrderedDict)
     extras: dict[str, Any] = field(default_factory=dict)
 
     async def record(self, name: str) -> ModelRecord:
@@ -46,13 +54,35 @@ class ServerState:
             raise InvalidModelName("invalid model name") from None
         if name.endswith((":cloud", "-cloud")):
             raise ModelNotFound(f"model '{name}' not found")   # ollama.com cloud models are out of scope
+        stamp = self._stamp(name)
+        hit = self._records.get(name)
+        if hit is not None and stamp is not None and hit[0] == stamp:
+            self._records.move_to_end(name)
+            return hit[1]
         try:
             rec = await asyncio.to_thread(load_model, self.store, name)
         except ModelNotFound:
             raise ModelNotFound(f"model '{name}' not found") from None
         if rec.model_path is None:
             raise ModelNotFound(f"model '{name}' has no weights")
+        if stamp is not None:
+            self._records[name] = (stamp, rec)
+            while len(self._records) > RECORDS_KEPT:
+                self._records.popitem(last=False)
         return rec
+
+    def _stamp(self, name: str) -> tuple[int, int, int] | None:
+        """The manifest file's identity (mtime, size, inode) when ``name`` names it exactly, else None (no
+        caching: another casing, a digest pin). A manifest rewritten by create, pull or copy changes it;
+        the blobs a record reads are content-addressed and never change under it."""
+        try:
+            n = self.store.parse_name(name)
+            if n.digest:
+                return None
+            st = os.stat(self.store.manifests.path(n))
+        except (OSError, InvalidModelName):
+            return None
+        return st.st_mtime_ns, st.st_size, st.st_ino
 
     def load_request(self, rec: ModelRecord, options: dict[str, Any]) -> LoadRequest:
         opts = plan.merged_options(rec.params, options)

@@ -446,7 +446,7 @@ class BatchLoop:
         if text or logprobs:
             seq.stream.put(TokenEvent(text, token, logprobs))
         if matched is not None:
-            self._finish(seq, "stop", flush=False)
+            self._finish(seq, "stop", flush=False, stop=matched)
             return False
         if 0 <= seq.num_predict <= len(seq.generated) or (last and not self._room(seq)):
             self._finish(seq, "length")
@@ -504,7 +504,8 @@ class BatchLoop:
         return [e]
 
     # --- endings ---------------------------------------------------------------------------------
-    def _finish(self, seq: Sequence, reason: str, *, flush: bool = True, release: bool = True) -> None:
+    def _finish(self, seq: Sequence, reason: str, *, flush: bool = True, release: bool = True,
+                stop: str | None = None) -> None:
         if flush and reason != "cancel":
             tail = seq.stops.flush() + seq.detok.flush()
             if tail:
@@ -517,7 +518,7 @@ class BatchLoop:
             eval_count=len(seq.generated), eval_duration=max(0, now - t_prompt) if seq.t_start else 0,
             prompt_cached=seq.cached, tokens=list(seq.generated), prompt_truncated=seq.truncated,
             context_shifts=seq.shifts, draft_tokens=seq.spec.drafted if seq.spec else 0,
-            draft_accepted=seq.spec.accepted if seq.spec else 0))
+            draft_accepted=seq.spec.accepted if seq.spec else 0, stop=stop))
         if release:
             self._release(seq)
 

@@ -24,18 +24,41 @@ from pyollama.runner.types import DoneEvent, ErrorEvent, Event, Stream
 from pyollama.runner.wire import _LEN, Channel
 
 
-class _ForwardStream(Stream):
-    """Events go straight to the parent from the runner's loop thread."""
+class _Outbox:
+    """Events on their way to the parent. Those the runner's loop thread produces are held until its
+    unit of work ends (Runner.after_unit) and go as one ``("evs", [(rid, event), …])`` message: one
+    pickle, one write and one wake-up of the server per step instead of one per stream. Events from
+    any other thread (a submit that failed, a cancel) go at once."""
 
-    def __init__(self, request_id: int, chan: Channel, live: dict):
+    def __init__(self, chan: Channel):
+        self.chan = chan
+        self.loop_thread: int | None = None
+        self._held: list[tuple[int, Event]] = []
+
+    def put(self, rid: int, ev: Event) -> None:
+        if threading.get_ident() == self.loop_thread:
+            self._held.append((rid, ev))
+        else:
+            self.chan.send(("evs", [(rid, ev)]))
+
+    def flush(self) -> None:
+        if self._held:
+            held, self._held = self._held, []
+            self.chan.send(("evs", held))
+
+
+class _ForwardStream(Stream):
+    """Events go to the parent through the outbox."""
+
+    def __init__(self, request_id: int, outbox: _Outbox, live: dict):
         super().__init__(request_id)
-        self._chan = chan
+        self._outbox = outbox
         self._live = live
 
     def put(self, ev: Event) -> None:
         if isinstance(ev, (DoneEvent, ErrorEvent)):
             self._live.pop(self.id, None)
-        self._chan.send(("ev", self.id, ev))
+        self._outbox.put(self.id, ev)
 
 
 def serve(chan: Channel) -> None:
@@ -60,14 +83,17 @@ def serve(chan: Channel) -> None:
     if fault and fault[0] == "step":
         at = int(fault[1])
         runner.on_step = lambda n: _inject(fault[-1], chan) if n == at else None
+    outbox = _Outbox(chan)
+    outbox.loop_thread = runner.loop_thread
+    runner.after_unit = outbox.flush
     chan.send(("started", runner.info, runner.load_duration))
     try:
-        _serve_requests(chan, runner)
+        _serve_requests(chan, runner, outbox)
     finally:
         stop.set()
 
 
-def _serve_requests(chan: Channel, runner: Runner) -> None:
+def _serve_requests(chan: Channel, runner: Runner, outbox: _Outbox) -> None:
     streams: dict[int, Stream] = {}
     try:
         while True:
@@ -77,7 +103,7 @@ def _serve_requests(chan: Channel, runner: Runner) -> None:
             kind, rid = msg[0], msg[1]
             try:
                 if kind == "submit":
-                    fwd = streams[rid] = _ForwardStream(rid, chan, streams)
+                    fwd = streams[rid] = _ForwardStream(rid, outbox, streams)
                     try:
                         runner.submit(msg[2], fwd)
                     except BaseException:

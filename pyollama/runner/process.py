@@ -32,7 +32,7 @@ from concurrent.futures import Future
 import numpy as np
 
 from pyollama.errors import RunnerDied
-from pyollama.runner.types import ErrorEvent, RunnerSpec, SeqRequest, Stream
+from pyollama.runner.types import DoneEvent, ErrorEvent, RunnerSpec, SeqRequest, Stream
 from pyollama.runner.wire import _LEN, Channel
 
 _ids = itertools.count(1)
@@ -176,17 +176,18 @@ class ProcessRunner:
         if kind == "fatal":
             self._why = msg[1]
             return
-        if kind == "ev":
-            stream = self._streams.get(msg[1])
-            if stream is not None:
-                ev = msg[2]
-                if isinstance(ev, ErrorEvent) or type(ev).__name__ == "DoneEvent":
-                    self._streams.pop(msg[1], None)
-                stream.put(ev)
+        if kind == "evs":               # one step's events, for any number of streams
+            streams = self._streams
+            for rid, ev in msg[1]:
+                stream = streams.get(rid)
+                if stream is not None:
+                    if isinstance(ev, (DoneEvent, ErrorEvent)):
+                        streams.pop(rid, None)
+                    stream.put(ev)
         elif kind in ("result", "error"):
             fut = self._calls.pop(msg[1], None)
             if fut is not None:
-                (fut.set_result if kind == "result" else fut.set_exception)(msg[2])
+                _settle(fut, kind == "result", msg[2])
         elif kind == "started":
             self._started.set_result((msg[1], msg[2]))
         elif kind == "start_error":
@@ -214,8 +215,7 @@ class ProcessRunner:
         for s in streams:
             s.put(ErrorEvent(err))
         for f in calls:
-            if not f.done():
-                f.set_exception(err)
+            _settle(f, False, err)
 
     # --- the watchdog ------------------------------------------------------------------------------
     def _beat_interval(self) -> float:
@@ -279,22 +279,51 @@ class ProcessRunner:
         return self._dead is None and self._why is None and self.proc is not None and self.proc.poll() is None
 
     def submit(self, req: SeqRequest) -> Stream:
+        fut: Future = Future()
+        rid, stream = self._send_submit(req, fut)
+        try:
+            fut.result()                         # the child validated and queued it
+        except BaseException:
+            self._forget(rid)
+            raise
+        return stream
+
+    async def asubmit(self, req: SeqRequest) -> Stream:
+        """submit() from an event loop: waits for the child's answer without a thread. A caller cancelled
+        after the request went out cancels it in the child."""
+        fut = asyncio.get_running_loop().create_future()
+        rid, stream = self._send_submit(req, fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            self._forget(rid)
+            stream.cancel()
+            raise
+        except BaseException:
+            self._forget(rid)
+            raise
+        return stream
+
+    def _send_submit(self, req: SeqRequest, fut) -> tuple[int, Stream]:
+        """Register the stream and the answer's future, then send ``submit`` (events may come before the
+        answer: the stream is there to take them)."""
         rid = next(_ids)
         stream = Stream(rid)
         stream.on_cancel(lambda: self._send_quiet(("cancel", rid)))
-        fut: Future = Future()
         with self._lock:
             self._check()
             self._streams[rid] = stream
             self._calls[rid] = fut
         try:
             self._chan.send(("submit", rid, req))
-            fut.result()                         # the child validated and queued it
         except BaseException:
-            self._streams.pop(rid, None)
-            self._calls.pop(rid, None)
+            self._forget(rid)
             raise
-        return stream
+        return rid, stream
+
+    def _forget(self, rid: int) -> None:
+        self._streams.pop(rid, None)
+        self._calls.pop(rid, None)
 
     def _send_quiet(self, msg) -> None:
         try:
@@ -361,3 +390,30 @@ class ProcessRunner:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _settle(fut, ok: bool, value) -> None:
+    """Resolve a call's future, a concurrent one or one of an event loop (asubmit), from any thread."""
+    if isinstance(fut, asyncio.Future):
+        loop = fut.get_loop()
+        try:
+            if _on_loop(loop):
+                _set(fut, ok, value)
+            else:
+                loop.call_soon_threadsafe(_set, fut, ok, value)
+        except RuntimeError:             # that loop is closed: nobody waits for the answer
+            pass
+    elif not fut.done():
+        (fut.set_result if ok else fut.set_exception)(value)
+
+
+def _set(fut, ok: bool, value) -> None:
+    if not fut.done():
+        (fut.set_result if ok else fut.set_exception)(value)
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False

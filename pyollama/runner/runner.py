@@ -6,6 +6,7 @@ requests run between steps. The same interface is offered by ProcessRunner (chil
 """
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
@@ -48,6 +49,9 @@ class Runner:
         self.progress = 0
         self.working = False
         self.on_step: Callable[[int], None] | None = None    # test hook, called inside each unit
+        # Called on the loop thread after each unit of work and before it goes idle: the child sends the
+        # events of a whole step as one message from here.
+        self.after_unit: Callable[[], None] | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------
     def start(self) -> Runner:
@@ -80,6 +84,11 @@ class Runner:
         log.info("upstream placement for %s: %s", os.path.basename(s.model_path), fit)
         self.n_gpu_layers = fit.n_gpu_layers
         return fit
+
+    @property
+    def loop_thread(self) -> int | None:
+        """The step loop thread's ident (the thread that produces stream events)."""
+        return self._thread.ident if self._thread is not None else None
 
     @property
     def alive(self) -> bool:
@@ -124,6 +133,16 @@ class Runner:
         self._inbox.put(("seq", seq))
         self._wake.set()
         return stream
+
+    async def asubmit(self, req: SeqRequest) -> Stream:
+        """submit() from an event loop: tokenizing a long prompt must not stall it. A caller cancelled
+        while the request is being queued cancels the request too."""
+        task = asyncio.ensure_future(asyncio.to_thread(self.submit, req))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(_cancel_submitted)
+            raise
 
     def embed(self, inputs: list[str], truncate: bool = True, normalize: bool = True) -> tuple[np.ndarray, int]:
         """Pooled embeddings, L2-normalized unless normalize=False (blocks until done)."""
@@ -198,6 +217,7 @@ class Runner:
                     loop.step()
                     self._done_unit()
                 else:
+                    self._flush()
                     self._wake.wait(0.5)
         except BaseException as e:                      # a bug or a native failure: fail everything
             self._error = e
@@ -214,12 +234,18 @@ class Runner:
                     item.stream.put(ErrorEvent(stopped))
                 else:
                     item[-1].set_exception(stopped)
+            self._flush()
 
     def _done_unit(self) -> None:
         self.progress += 1
         if self.on_step is not None:
             self.on_step(self.progress)
         self.working = False
+        self._flush()
+
+    def _flush(self) -> None:
+        if self.after_unit is not None:
+            self.after_unit()
 
     def _drain(self):
         """Everything submitted since the last look, without blocking."""
@@ -228,3 +254,9 @@ class Runner:
                 yield self._inbox.get_nowait()
             except queue.Empty:
                 return
+
+
+def _cancel_submitted(task: asyncio.Future) -> None:
+    """A request queued for a caller that has gone: cancel it in the runner."""
+    if not task.cancelled() and task.exception() is None:
+        task.result().cancel()

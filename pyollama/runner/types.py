@@ -3,10 +3,11 @@ generate, and the events a generation streams back."""
 from __future__ import annotations
 
 import asyncio
-import queue
 import threading
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Iterator, Union
+from typing import Union
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class DoneEvent:
     context_shifts: int = 0          # times the context was shifted during generation
     draft_tokens: int = 0            # speculative decoding: tokens drafted for this request
     draft_accepted: int = 0          # and how many of them the model confirmed
+    stop: str | None = None          # the stop string that ended it (done_reason "stop"), None otherwise
 
 
 @dataclass
@@ -81,15 +83,17 @@ Event = Union[TokenEvent, DoneEvent, ErrorEvent]
 class Stream:
     """Events of one request, produced by the runner thread, consumed by iteration (blocking) or
     `async for` (an event loop). Errors are raised from iteration. `cancel()` from any thread;
-    the runner frees the slot at its next step."""
+    the runner frees the slot at its next step.
+
+    Events wait in a deque; a waiting consumer leaves one wake-up callable, taken by the first
+    ``put`` after it. An async consumer takes every pending event per wake-up, so a step that
+    produces several events for a stream costs its event loop one wake-up, not one per event."""
 
     def __init__(self, request_id: int):
         self.id = request_id
-        self._q: queue.SimpleQueue = queue.SimpleQueue()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread = 0
-        self._aq: asyncio.Queue | None = None
+        self._events: deque[Event] = deque()
         self._lock = threading.Lock()
+        self._waiter: Callable[[], None] | None = None
         self._on_cancel: list = []
         self.cancelled = False
         self.done: DoneEvent | None = None
@@ -97,12 +101,10 @@ class Stream:
     # --- producer side (runner thread) ------------------------------------------------------------
     def put(self, ev: Event) -> None:
         with self._lock:
-            if self._aq is None:
-                self._q.put(ev)
-            elif threading.get_ident() == self._loop_thread:
-                self._aq.put_nowait(ev)          # produced on the consumer's own loop (a reader callback)
-            else:
-                self._loop.call_soon_threadsafe(self._aq.put_nowait, ev)
+            self._events.append(ev)
+            wake, self._waiter = self._waiter, None
+        if wake is not None:
+            wake()
 
     # --- consumer side ---------------------------------------------------------------------------
     def on_cancel(self, fn) -> None:
@@ -115,6 +117,16 @@ class Stream:
             for fn in self._on_cancel:
                 fn()
 
+    def _take(self, waiter: Callable[[], None]) -> list[Event] | None:
+        """Every pending event, or None after leaving ``waiter`` for the next put."""
+        with self._lock:
+            if self._events:
+                evs = list(self._events)
+                self._events.clear()
+                return evs
+            self._waiter = waiter
+            return None
+
     def _handle(self, ev: Event):
         if isinstance(ev, ErrorEvent):
             raise ev.error
@@ -124,28 +136,49 @@ class Stream:
 
     def __iter__(self) -> Iterator[Event]:
         while True:
-            ev = self._handle(self._q.get())
-            yield ev
-            if isinstance(ev, DoneEvent):
-                return
-
-    async def __aiter__(self) -> AsyncIterator[Event]:
-        with self._lock:
-            if self._aq is None:
-                self._loop = asyncio.get_running_loop()
-                self._loop_thread = threading.get_ident()
-                self._aq = asyncio.Queue()
-                while True:                     # events that arrived before we switched over
-                    try:
-                        self._aq.put_nowait(self._q.get_nowait())
-                    except queue.Empty:
-                        break
-        try:
-            while True:
-                ev = self._handle(await self._aq.get())
-                yield ev
+            ready = threading.Event()
+            evs = self._take(ready.set)
+            if evs is None:
+                ready.wait()
+                continue
+            for ev in evs:
+                yield self._handle(ev)
                 if isinstance(ev, DoneEvent):
                     return
+
+    async def __aiter__(self) -> AsyncIterator[Event]:
+        loop = asyncio.get_running_loop()
+        thread = threading.get_ident()
+        try:
+            while True:
+                fut = loop.create_future()
+                evs = self._take(_wake_future(loop, thread, fut))
+                if evs is None:
+                    await fut
+                    continue
+                for ev in evs:
+                    yield self._handle(ev)
+                    if isinstance(ev, DoneEvent):
+                        return
         finally:
             if self.done is None:
                 self.cancel()                   # the consumer went away (client disconnected)
+
+
+def _wake_future(loop: asyncio.AbstractEventLoop, thread: int, fut: asyncio.Future) -> Callable[[], None]:
+    """A callable that resolves ``fut`` from any thread: directly on the loop's own thread (a reader
+    callback there produced the event), through call_soon_threadsafe from any other."""
+    def wake() -> None:
+        if threading.get_ident() == thread:
+            _resolve(fut)
+        else:
+            try:
+                loop.call_soon_threadsafe(_resolve, fut)
+            except RuntimeError:        # the loop is closed: nobody is waiting any more
+                pass
+    return wake
+
+
+def _resolve(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(None)

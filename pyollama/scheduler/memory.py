@@ -15,6 +15,7 @@ Thread-safety: pure functions; ``probe`` may run in any thread.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Mapping
@@ -179,8 +180,9 @@ def _cgroup_limit() -> int | None:
         return None
 
 
+@functools.cache
 def total_ram() -> int:
-    """This machine's memory in bytes (/proc/meminfo, else sysconf)."""
+    """This machine's memory in bytes (/proc/meminfo, else sysconf); it does not change while we run."""
     info = _meminfo()
     if info is not None:
         return info[1]

@@ -70,6 +70,7 @@ def test_stop_and_limits(tiny_runner):
     cut, d2 = _collect(tiny_runner.submit(SeqRequest(PROMPTS[3], {"temperature": 0, "num_predict": 30,
                                                                   "stop": [word]})))
     assert d2.done_reason == "stop" and cut == full[: full.index(word)]
+    assert d2.stop == word and d.stop is None        # the matched stop string travels with the ending
     with pytest.raises(InvalidRequest, match="does not fit the context of 256"):
         tiny_runner.submit(SeqRequest("word " * 300, {}, shift=False))
     _, d3 = _collect(tiny_runner.submit(SeqRequest("a " * 200, {"temperature": 0, "num_predict": -1}, shift=False)))
@@ -152,6 +153,37 @@ def test_process_runner_survives_a_kill(tiny_model_path):
         assert not pr.alive
         with pytest.raises(RunnerDied):
             pr.submit(SeqRequest(PROMPTS[1], {}))
+
+
+@pytest.mark.slow
+def test_process_runner_async_submit_batches_events_per_step(tiny_model_path):
+    """asubmit awaits the child's answer on the event loop; a step's events for all its streams come as one
+    message, and each stream still sees its own events, in order, equal to a solo run."""
+    import asyncio
+
+    spec = RunnerSpec(str(tiny_model_path), num_ctx=256, parallel=3, num_batch=64)
+    opts = {"temperature": 0, "num_predict": 8}
+    with Runner(spec) as local:
+        solo = [_collect(local.submit(SeqRequest(p, opts)))[1].tokens for p in PROMPTS[:3]]
+    with ProcessRunner(spec) as pr:
+        messages: list = []
+        handle = pr._handle
+        pr._handle = lambda msg: (messages.append(msg) if msg[0] == "evs" else None, handle(msg))[1]
+
+        async def one(prompt: str) -> DoneEvent:
+            s = await pr.asubmit(SeqRequest(prompt, opts))
+            return [ev async for ev in s][-1]
+
+        async def main():
+            with pytest.raises(InvalidRequest):
+                await pr.asubmit(SeqRequest("word " * 300, {}, shift=False))
+            return await asyncio.gather(*(one(p) for p in PROMPTS[:3]))
+
+        dones = asyncio.run(main())
+    assert [d.tokens for d in dones] == solo
+    events = [ev for m in messages for _, ev in m[1]]
+    assert sum(isinstance(ev, DoneEvent) for ev in events) == 3 and len(messages) < len(events)
+    assert any(len({rid for rid, _ in m[1]}) > 1 for m in messages)    # several streams in one message
 
 
 @pytest.mark.model

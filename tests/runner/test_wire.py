@@ -48,3 +48,43 @@ def test_concurrent_senders_never_interleave_frames():
     finally:
         sender.close()
         receiver.close()
+
+
+def test_outbox_holds_the_loop_threads_events_until_the_step_ends():
+    from pyollama.runner.child import _Outbox
+    from pyollama.runner.types import DoneEvent, TokenEvent
+
+    a, b = socket.socketpair()
+    box = _Outbox(Channel(a))
+    receiver = Channel(b)
+    done = DoneEvent("stop", 1, 0, 2, 0)
+    try:
+        go = threading.Event()
+
+        def step():                               # the "loop thread": two streams, three events, one flush
+            go.wait(10)
+            box.put(1, TokenEvent("a", 5))
+            box.put(2, TokenEvent("b", 6))
+            box.put(1, done)
+            box.flush()
+            box.flush()                           # nothing held: nothing sent
+        t = threading.Thread(target=step)
+        box.loop_thread = None
+        box.put(3, TokenEvent("now", 7))          # any other thread: sent at once, alone
+        t.start()
+        box.loop_thread = t.ident
+        go.set()
+        t.join()
+        first, second = receiver.recv(), receiver.recv()
+        assert first == ("evs", [(3, TokenEvent("now", 7))])
+        assert second[0] == "evs" and [(rid, ev) for rid, ev in second[1]] == [
+            (1, TokenEvent("a", 5)), (2, TokenEvent("b", 6)), (1, done)]
+        assert not _ready(b)
+    finally:
+        box.chan.close()
+        receiver.close()
+
+
+def _ready(sock: socket.socket) -> bool:
+    import select
+    return bool(select.select([sock], [], [], 0.2)[0])

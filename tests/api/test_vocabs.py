@@ -1,0 +1,76 @@
+"""The server's own tokenizer (api/vocabs.py): the same tokens as the runner's model, loaded once per file
+for concurrent callers, short texts inline and long ones in a thread, a bounded number kept."""
+from __future__ import annotations
+
+import asyncio
+
+
+from pyollama import _native
+from pyollama.api import vocabs as V
+from pyollama.errors import ModelLoadError
+
+TEXTS = ["hello world", "<|im_start|>user\nWhy is the sky blue?<|im_end|>", "naïve café ☕ 日本語",
+         "x " * (V.INLINE_CHARS + 10)]         # the last one goes through a worker thread
+
+
+def test_tokens_equal_the_full_models(tiny_model_path):
+    full = _native.Model(str(tiny_model_path), n_gpu_layers=0)
+    vocabs = V.Vocabs()
+
+    async def main():
+        out = []
+        for text in TEXTS:
+            for add, parse in ((True, True), (False, False)):
+                toks = await vocabs.tokenize(str(tiny_model_path), text, add, parse)
+                out.append((toks, await vocabs.detokenize(str(tiny_model_path), toks)))
+        return out
+
+    got = asyncio.run(main())
+    want = []
+    for text in TEXTS:
+        for add, parse in ((True, True), (False, False)):
+            toks = full.vocab.tokenize(text, add_special=add, parse_special=parse)
+            want.append((toks, full.vocab.detokenize(toks)))
+    assert got == want and got[0][0]
+
+
+def test_one_load_for_concurrent_callers_and_lru(tiny_model_path, vocab_dir, monkeypatch):
+    loads: list[str] = []
+    real = _native.Model
+
+    def counting(path, **kw):
+        loads.append(path)
+        assert kw == {"vocab_only": True}
+        return real(path, **kw)
+    monkeypatch.setattr(V._native, "Model", counting)
+    others = sorted(str(p) for p in vocab_dir.glob("ggml-vocab-*.gguf"))[:2]
+    assert len(others) == 2
+    vocabs = V.Vocabs(keep=2)
+
+    async def main():
+        a = await asyncio.gather(*(vocabs.tokenize(str(tiny_model_path), "hi") for _ in range(5)))
+        assert len(set(map(tuple, a))) == 1
+        assert loads == [str(tiny_model_path)]
+        for p in others:                              # two more files: the first one falls out
+            await vocabs.tokenize(p, "hi")
+        await vocabs.tokenize(others[0], "again")     # still kept
+        assert len(loads) == 3
+        await vocabs.tokenize(str(tiny_model_path), "hi")
+        assert len(loads) == 4
+
+    asyncio.run(main())
+
+
+def test_a_bad_file_fails_each_caller_and_is_retried(tmp_path):
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF" + b"\0" * 60)
+    vocabs = V.Vocabs()
+
+    async def main():
+        for _ in range(2):
+            results = await asyncio.gather(vocabs.tokenize(str(bad), "a"), vocabs.tokenize(str(bad), "b"),
+                                           return_exceptions=True)
+            assert all(isinstance(r, (ModelLoadError, ValueError)) for r in results), results
+        assert not vocabs._models and not vocabs._loading
+
+    asyncio.run(main())

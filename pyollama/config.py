@@ -10,7 +10,7 @@ again as Ollama does — a typo must not stop the server from starting.
     setting("MODELS")                # one variable, when it is needed (the store's defaults)
     for v in VARS: print(v.env_names, v.description)     # serve --help
 
-Also here: Go's duration syntax (``parse_duration``), which env values and the API's ``keep_alive`` share.
+Durations use Go's syntax (``golang.time.parse_duration``), shared by env values and ``keep_alive``.
 
 Thread-safety: immutable data and pure functions.
 """
@@ -26,56 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pyollama.golang.time import format_duration, parse_duration
+
 log = logging.getLogger("pyollama.config")
 
 DEFAULT_PORT = 11434
 MAX_BODY = 32 * 1024 * 1024       # PYOLLAMA_MAX_BODY default; why this figure: its help text below
 
 # --- Go syntax helpers -----------------------------------------------------------------------------
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_DURATION_PART = re.compile(r"([0-9]*(?:\.[0-9]*)?)(ns|us|µs|μs|ms|s|m|h)")
-
-
-def parse_duration(text: str) -> float:
-    """Go's ``time.ParseDuration`` in seconds: ``"5m"``, ``"1h30m"``, ``"-1.5s"``, ``"0"``.
-
-    A number without a unit is rejected (``"10"``), as in Go; the error text is Go's."""
-    s = text
-    sign = 1.0
-    if s and s[0] in "+-":
-        sign = -1.0 if s[0] == "-" else 1.0
-        s = s[1:]
-    if s == "0":
-        return 0.0
-    if not s:
-        raise ValueError(f"time: invalid duration {_go_quote(text)}")
-    total = 0.0
-    pos = 0
-    while pos < len(s):
-        m = _DURATION_PART.match(s, pos)
-        if m is None or m.group(1) in ("", "."):
-            if re.fullmatch(r"[0-9.]+", s[pos:]):
-                raise ValueError(f"time: missing unit in duration {_go_quote(text)}")
-            raise ValueError(f"time: invalid duration {_go_quote(text)}")
-        total += float(m.group(1)) * _UNITS[m.group(2)]
-        pos = m.end()
-    return sign * total
-
-
-def format_duration(seconds: float) -> str:
-    """Seconds in Go's style (``5m0s``, ``1h0m0s``, ``forever`` for infinity)."""
-    if math.isinf(seconds):
-        return "forever"
-    secs = int(seconds)
-    h, rem = divmod(secs, 3600)
-    m, s = divmod(rem, 60)
-    return (f"{h}h" if h else "") + (f"{m}m" if h or m else "") + f"{s}s"
-
-
-def _go_quote(s: str) -> str:
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
 

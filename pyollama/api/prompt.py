@@ -25,16 +25,8 @@ from typing import Any
 from pyollama.errors import InvalidRequest
 from pyollama.scheduler import plan
 from pyollama.store import ModelRecord, gguf_meta
-from pyollama.templates import (
-    DEFAULT_TEMPLATE,
-    JinjaTemplate,
-    ThinkingParser,
-    ToolCallParser,
-    infer_tool_tag,
-    model_capabilities,
-    render_chat,
-    render_generate,
-)
+from pyollama.templates import (JinjaTemplate, ThinkingParser, ToolCallParser, infer_tool_tag, render_chat,
+                                render_generate)
 
 
 @dataclass(frozen=True)
@@ -135,25 +127,18 @@ def model_template(rec: ModelRecord, override: str = "") -> ModelTemplate:
     path = str(rec.model_path or "")
     if override:
         return ModelTemplate(override, False, path)
-    if rec.template is not None:
-        return ModelTemplate(rec.template, False, path)
-    if rec.model_path is not None:
-        src = plan.header(rec.model_path).chat_template
-        if src:
-            return ModelTemplate(src, True, path)
-    return ModelTemplate(DEFAULT_TEMPLATE, False, path)
+    text, is_jinja = rec.effective_template(_header(rec))
+    return ModelTemplate(text, is_jinja, path)
 
 
 def capabilities(rec: ModelRecord) -> list[str]:
-    """Ollama's capability list, from the GGUF header, the projector and the template."""
-    if rec.model_path is None:
-        return list(rec.config.get("capabilities") or [])
-    info = plan.header(rec.model_path)
-    tmpl = model_template(rec)
-    return model_capabilities(None if tmpl.is_jinja else tmpl.text,
-                              jinja_template=tmpl.text if tmpl.is_jinja else None,
-                              embedding=info.is_embedding, gguf_vision=info.has_vision,
-                              projector=bool(rec.projector_paths))
+    """Ollama's capability list, from the GGUF header, the projector and the template (the store decides;
+    the header comes from the scheduler's cache)."""
+    return rec.capabilities(_header(rec))
+
+
+def _header(rec: ModelRecord) -> gguf_meta.GGUFInfo | None:
+    return plan.header(rec.model_path) if rec.model_path is not None else None
 
 
 def too_long(n_tokens: int, num_ctx: int) -> InvalidRequest:

@@ -24,8 +24,8 @@ from pyollama.cli.client import Client
 from pyollama.cli.models import connect, pull_model
 from pyollama.cli.progress import is_terminal, progress_for
 from pyollama.cli.session import RunOptions, generate_once, load_model
-from pyollama.config import parse_duration
 from pyollama.errors import ClientError
+from pyollama.golang.time import parse_duration
 
 GGUF_MAGIC = b"GGUF"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pyollama.config import format_duration, parse_duration
+from pyollama.golang.time import format_duration, parse_duration
 from pyollama.errors import InvalidRequest
 
 FOREVER = math.inf

@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from pyollama.errors import ModelNotFound
-from pyollama.store import convert, fsutil, gguf_meta, gojson
+from pyollama.golang import json as gojson
+from pyollama.store import convert, fsutil, gguf_meta
 from pyollama.store import manifest as mf
 from pyollama.store import quantize as quant
 from pyollama.store.blobs import BlobNotFound

@@ -2,7 +2,7 @@
 
 A manifest is stored as raw bytes; :class:`Manifest` keeps them (``raw``) so that a pulled manifest is
 written and pushed back byte for byte, and its ``digest`` (sha256 of the file, what ``/api/tags`` reports)
-never changes by being re-encoded. Manifests written here use Go's encoding (``gojson``), so they are
+never changes by being re-encoded. Manifests written here use Go's encoding (``golang.json``), so they are
 byte-identical to what Ollama would write for the same layers.
 
 Lookup is case-insensitive, and an existing manifest's casing wins (Ollama's ``getExistingName``).
@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from pyollama.errors import InvalidManifest, InvalidModelName, ModelNotFound
-from pyollama.store import fsutil, gojson
+from pyollama.golang import json as gojson
+from pyollama.store import fsutil
 from pyollama.store.blobs import InvalidDigest, normalize_digest
 from pyollama.store.names import INVALID_NAME, ModelName
 

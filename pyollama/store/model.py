@@ -3,7 +3,11 @@
 This is what the server reads to run a model (weights path, adapters, projector, template, system,
 params, messages) and what ``show``/``list`` format.
 
-Thread-safety: a ModelRecord is a snapshot; load one per request.
+The template a model renders with and its capabilities are decided here (``effective_template``,
+``capabilities``), for show, create and the server alike.
+
+Thread-safety: a ModelRecord is a snapshot, never changed once loaded (the server shares one between
+requests while its manifest file is unchanged).
 """
 from __future__ import annotations
 
@@ -18,10 +22,9 @@ from pyollama.store import gguf_meta
 from pyollama.store import manifest as mf
 from pyollama.store.names import ModelName
 from pyollama.store.store import Store
+from pyollama.templates.render import DEFAULT_TEMPLATE
 
 log = logging.getLogger("pyollama.store")
-
-DEFAULT_TEMPLATE = "{{ .Prompt }}"
 
 
 @dataclass

@@ -10,7 +10,8 @@ import logging
 from typing import Any
 
 from pyollama.errors import StoreError
-from pyollama.store import gguf_meta, gojson
+from pyollama.golang import fmt as gofmt
+from pyollama.store import gguf_meta
 from pyollama.store import model as model_mod
 from pyollama.store import modelfile as mfile
 from pyollama.store.model import DEFAULT_TEMPLATE, ModelRecord
@@ -50,7 +51,7 @@ def _param_items(params: dict[str, Any]) -> list[tuple[str, Any]]:
 
 def parameters_text(params: dict[str, Any]) -> str:
     """``show``'s ``parameters``: key left-justified in 30 columns, value as Go's ``%#v`` (strings quoted)."""
-    return "\n".join(f"{k:<30} {gojson.go_value(v, sharp=True)}" for k, v in _param_items(params))
+    return "\n".join(f"{k:<30} {gofmt.sprintf('%#v', [v])}" for k, v in _param_items(params))
 
 
 def modelfile_of(rec: ModelRecord, *, info: gguf_meta.GGUFInfo | None = None) -> mfile.Modelfile:
@@ -72,7 +73,7 @@ def modelfile_of(rec: ModelRecord, *, info: gguf_meta.GGUFInfo | None = None) ->
     for key in ("renderer", "parser", "requires"):
         if rec.config.get(key):
             cmds.append(mfile.Command(key.upper(), str(rec.config[key])))
-    cmds += [mfile.Command("PARAMETER", gojson.go_value(v), k) for k, v in _param_items(rec.params)]
+    cmds += [mfile.Command("PARAMETER", gofmt.format_value(v), k) for k, v in _param_items(rec.params)]
     cmds += [mfile.Command("LICENSE", lic) for lic in rec.licenses]
     cmds += [mfile.Command("MESSAGE", str(m.get("content", "")), str(m.get("role", "")))
              for m in rec.messages]

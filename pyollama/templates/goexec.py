@@ -10,9 +10,11 @@ import time
 from typing import Any, Callable
 
 from pyollama.errors import TemplateExecError
-from pyollama.gojson import quote, sorted_keys
+from pyollama.golang.fmt import format_value
+from pyollama.golang.json import sorted_keys
+from pyollama.golang.strconv import quote
+from pyollama.golang.values import MISSING, GoSlice, GoStruct, OrderedMap, is_true, type_name
 from pyollama.templates import golex
-from pyollama.templates.gofmt import format_value
 from pyollama.templates.gofuncs import FuncError, Signature, f_not
 from pyollama.templates.gonodes import (
     ActionNode, BoolNode, BreakNode, ChainNode, CommandNode, ContinueNode, DotNode, FieldNode,
@@ -20,7 +22,6 @@ from pyollama.templates.gonodes import (
     TemplateNode, TextNode, VariableNode, WithNode, walk,
 )
 from pyollama.templates.goparse import ParsedTemplate
-from pyollama.templates.govalues import MISSING, GoSlice, GoStruct, OrderedMap, is_true, type_name
 
 MAX_EXEC_DEPTH = 100  # Go allows 100000; Python's stack is the limit here.
 # Rendering is bounded so that a hostile or broken template (a request may carry one) cannot wedge the

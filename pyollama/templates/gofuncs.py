@@ -13,9 +13,9 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from pyollama.gojson import is_print
-from pyollama.templates.gofmt import format_value, sprint, sprintf, sprintln
-from pyollama.templates.govalues import (
+from pyollama.golang.fmt import format_value, sprint, sprintf, sprintln
+from pyollama.golang.strconv import is_print
+from pyollama.golang.values import (
     K_BOOL, K_COMPLEX, K_FLOAT, K_INT, K_INVALID, K_STRING, MISSING, GoStruct,
     is_true, kind, type_name,
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import unicodedata
 from typing import NamedTuple
 
-from pyollama.gojson import quote
+from pyollama.golang.strconv import quote
 
 # item types
 ERROR, BOOL, CHAR, CHAR_CONSTANT, COMMENT, COMPLEX, ASSIGN, DECLARE, EOF, FIELD, IDENTIFIER, \

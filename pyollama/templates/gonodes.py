@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from pyollama.gojson import quote
+from pyollama.golang.strconv import quote
 
 
 @dataclass(eq=False)

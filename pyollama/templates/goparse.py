@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from pyollama.errors import TemplateParseError
-from pyollama.gojson import quote
+from pyollama.golang.strconv import quote
 from pyollama.templates import golex as L
 from pyollama.templates.gonodes import (
     ActionNode, BoolNode, BranchNode, BreakNode, ChainNode, CommandNode, ContinueNode, DotNode,

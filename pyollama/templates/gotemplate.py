@@ -13,9 +13,9 @@ import threading
 from collections import OrderedDict
 from typing import Any, Callable
 
+from pyollama.golang.json import marshal
 from pyollama.templates.goexec import Program
 from pyollama.templates.gofuncs import BUILTINS, Signature
-from pyollama.templates.gojson import marshal
 from pyollama.templates.gonodes import FieldNode, ListNode, Node, VariableNode, walk
 from pyollama.templates.goparse import ParsedTemplate, parse
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pyollama.templates.gojson import marshal
-from pyollama.templates.govalues import GoSlice, GoStruct, OrderedMap
+from pyollama.golang.json import marshal
+from pyollama.golang.values import GoSlice, GoStruct, OrderedMap
 
 
 def _json_or_empty(v: Any) -> str:

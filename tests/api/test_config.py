@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pyollama.config import VARS, Config, parse_duration, parse_host
+from pyollama.config import VARS, Config, parse_host
+from pyollama.golang.time import parse_duration
 
 
 def test_defaults_match_ollama():

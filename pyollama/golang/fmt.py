@@ -1,5 +1,5 @@
-"""Go's fmt package, as far as templates reach it: Sprint, Sprintln, Sprintf and %v printing.
-(strconv's FormatFloat and Quote underneath are shared with the store, in `pyollama.gojson`.)
+"""Go's fmt package, as far as templates and ``ollama show`` reach it: Sprint, Sprintln, Sprintf and %v
+printing (strconv's FormatFloat and Quote underneath).
 
 Go prints values differently from Python in ways a prompt shows: floats as `3.24e+07`, nil as
 `<nil>`, maps as `map[a:1 b:2]` in key order, slices as `[1 2]`, bad verbs as `%!d(string=x)`.
@@ -9,18 +9,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pyollama.gojson import format_float, is_print, quote, sorted_keys
-from pyollama.templates.govalues import MISSING, GoSlice, GoStruct, OrderedMap, type_name
-
-
-def quote_rune(r: int) -> str:
-    c = chr(r)
-    if c == "'":
-        return "'\\''"
-    if c == '"':
-        return "'\"'"
-    q = quote(c)
-    return "'" + q[1:-1] + "'"
+from pyollama.golang.json import sorted_keys
+from pyollama.golang.strconv import format_float, is_print, quote, quote_rune
+from pyollama.golang.values import MISSING, GoSlice, GoStruct, OrderedMap, type_name
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -129,6 +120,8 @@ def _fmt_complex(v: complex, verb: str, sp: _Spec) -> str:
 def _fmt_str(v: str, verb: str, sp: _Spec) -> str:
     if sp.prec is not None and verb in "vsqxX":
         v = v[:sp.prec]
+    if verb == "v" and sp.sharp:                # %#v: Go syntax, a quoted string
+        return _pad(quote(v), sp)
     if verb in "vs":
         return _pad(v, sp)
     if verb == "q":

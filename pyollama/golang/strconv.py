@@ -1,68 +1,11 @@
-"""Go's ``encoding/json`` core and the ``strconv`` routines under it, byte for byte.
-
-The store (manifests, params and messages blobs: same bytes as Ollama means same digests) and the
-template engine (the ``json`` function, ``%v`` printing) both need Go's spelling of values; this module
-is the one implementation of what they share:
-
-* JSON strings: ``<``, ``>``, ``&`` as ``\\u003c`` ``\\u003e`` ``\\u0026`` (Go's HTML-safe default),
-  U+2028/U+2029 escaped, other control characters as ``\\u00XX`` (:func:`encode_string`);
-* JSON numbers: shortest digits, exponent form only below 1e-6 or from 1e21, ``e-7`` not ``e-07``,
-  NaN and ±Inf refused (:func:`encode_float`);
-* ``strconv.FormatFloat`` (what ``fmt``'s ``%v``/``%g``/``%e``/``%f`` print) and ``strconv.Quote``;
-* map key order (:func:`sorted_keys`).
-
-The value walkers stay with their callers: ``pyollama.store.gojson`` encodes plain Python data (dicts
-in insertion order, as Go structs), ``pyollama.templates.gojson`` encodes template values (Go maps
-sorted, structs, ``MISSING``).
+"""Go's ``strconv`` as the rest of the package needs it: ``FormatFloat`` (what ``fmt``'s ``%v``/``%g``/``%e``/
+``%f`` print, and what ``encoding/json`` builds its numbers from), ``Quote``/``QuoteRune`` and ``IsPrint``.
 
 Thread-safety: pure functions.
 """
 from __future__ import annotations
 
 import math
-from typing import Any
-
-
-class UnsupportedValue(ValueError):
-    """json: unsupported value (NaN, ±Inf) or type (functions, complex numbers)."""
-
-
-# --- JSON strings ------------------------------------------------------------------------------------
-def _escape_table(surrogate: str) -> dict[int, str]:
-    table = {c: f"\\u{c:04x}" for c in range(0x20)}
-    table.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t", ord("\b"): "\\b", ord("\f"): "\\f",
-                  ord('"'): '\\"', ord("\\"): "\\\\", ord("<"): "\\u003c", ord(">"): "\\u003e",
-                  ord("&"): "\\u0026", 0x2028: "\\u2028", 0x2029: "\\u2029"})
-    for c in range(0xD800, 0xE000):
-        table[c] = surrogate
-    return table
-
-
-# A lone surrogate stands for one of two things, and Go writes them differently:
-# * in a template value it is a byte of invalid UTF-8, which encoding/json writes as the escape \ufffd;
-# * in store data it came from a JSON "\ud800" escape, which Go's decoder had already turned into the
-#   rune U+FFFD, so Go's encoder writes that character itself.
-_ESCAPES = {"invalid": _escape_table("\\ufffd"), "decoded": _escape_table("\ufffd")}
-
-
-def encode_string(s: str, *, surrogates: str = "invalid") -> str:
-    """A JSON string literal as Go writes it; ``surrogates`` is ``"invalid"`` or ``"decoded"`` (above)."""
-    return '"' + s.translate(_ESCAPES[surrogates]) + '"'
-
-
-# --- numbers ---------------------------------------------------------------------------------------
-def encode_float(f: float) -> str:
-    """A float64 as encoding/json writes it."""
-    if math.isnan(f) or math.isinf(f):
-        raise UnsupportedValue(f"json: unsupported value: {f!r}")
-    if f == 0:
-        return "-0" if math.copysign(1.0, f) < 0 else "0"
-    a = abs(f)
-    if a < 1e-6 or a >= 1e21:
-        # strconv 'e' shortest, then Go trims "e-07" to "e-7".
-        mant, exp = format_float(f, "e", -1).split("e")
-        return f"{mant}e{exp[0]}{exp[1:].lstrip('0') or '0'}"
-    return format_float(f, "f", -1)
 
 
 def _shortest_digits(f: float) -> tuple[str, int]:
@@ -177,15 +120,12 @@ def quote(s: str, ascii_only: bool = False) -> str:
     return "".join(out)
 
 
-# --- maps ----------------------------------------------------------------------------------------------
-def sorted_keys(d: dict[Any, Any]) -> list[Any]:
-    """Map keys in Go's order: strings bytewise (= code point order; encoding/json and fmtsort agree),
-    numbers numerically (fmtsort)."""
-    try:
-        return sorted(d)
-    except TypeError:
-        return sorted(d, key=lambda k: (type(k).__name__, str(k)))
-
-
-__all__ = ["UnsupportedValue", "encode_float", "encode_string", "format_float", "is_print", "quote",
-           "sorted_keys"]
+def quote_rune(r: int) -> str:
+    """strconv.QuoteRune (``%q`` of an integer)."""
+    c = chr(r)
+    if c == "'":
+        return "'\\''"
+    if c == '"':
+        return "'\"'"
+    q = quote(c)
+    return "'" + q[1:-1] + "'"

@@ -1,13 +1,14 @@
-"""Go's spelling of values (pyollama.gojson and the store's walker over it), pinned to what Go prints.
+"""Go's spelling of values (pyollama.golang: json, strconv, fmt), pinned to what Go prints.
 
 Blob digests depend on these bytes (a params blob with a float or a ``<`` in it must hash as Ollama's
-does); the template engine's golden tests check the same core from the other side."""
+does); the template engine's golden tests check the same code from the other side."""
 from __future__ import annotations
 
 import pytest
 
-from pyollama.gojson import UnsupportedValue, encode_float, encode_string, format_float, quote
-from pyollama.store.gojson import dumps, encode, go_value
+from pyollama.golang.fmt import format_value, sprintf
+from pyollama.golang.json import UnsupportedValue, dumps, encode, encode_float, encode_string
+from pyollama.golang.strconv import format_float, quote
 
 
 @pytest.mark.parametrize(("f", "want"), [
@@ -30,7 +31,7 @@ def test_json_refuses_nan_and_inf(f: float) -> None:
 ])
 def test_fmt_v_float(f: float, want: str) -> None:           # fmt.Sprint(float64)
     assert format_float(f) == want
-    assert go_value(f) == want
+    assert format_value(f) == want and sprintf("%#v", [f]) == want
 
 
 def test_json_string_escapes() -> None:
@@ -44,8 +45,9 @@ def test_json_string_escapes() -> None:
 def test_strconv_quote() -> None:                            # %q and %#v of a string
     assert quote('a"b\\\t\x00\x7f é\u00a0\U0001f600') == '"a\\"b\\\\\\t\\x00\\x7f é\\u00a0\U0001f600"'
     assert quote("é\U0001f600", ascii_only=True) == '"\\u00e9\\U0001f600"'
-    assert go_value("x y", sharp=True) == '"x y"' and go_value("x y") == "x y"
-    assert go_value(["a", 1, 1e6, None, True], sharp=True) == '["a" 1 1e+06 <nil> true]'
+    assert sprintf("%#v", ["x y"]) == '"x y"' and format_value("x y") == "x y"
+    assert [sprintf("%#v", [v]) for v in ("a", 1, 1e6, None, True)] == ['"a"', "1", "1e+06", "<nil>", "true"]
+    assert format_value(["a", 1, 1e6, None, True]) == "[a 1 1e+06 <nil> true]"
 
 
 def test_store_dumps_struct_and_map_order() -> None:

@@ -56,5 +56,8 @@ start=$(date +%s)
 $VPY -m pip wheel -q --disable-pip-version-check --no-build-isolation --no-deps -w dist . "${DEFINES[@]}"
 log "build took $(( $(date +%s) - start )) s"
 ls -la build/cuda/bin/libggml-cuda.so
-[ "$INSTALL" = 1 ] && $VPY -m pip install -q --disable-pip-version-check --force-reinstall --no-deps dist/pyollama-*.whl
+if [ "$INSTALL" = 1 ]; then
+    $VPY -m pip install -q --disable-pip-version-check --force-reinstall --no-deps dist/pyollama-*.whl
+    rm -f build/.pyollama-stamp          # bootstrap.sh must not take this install for its own build
+fi
 log "done: dist/$(cd dist && ls -t pyollama-*.whl | head -1)"

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PROMPT="${1:-Why is the sky blue?}"
 
-[ "${SKIP_BOOTSTRAP:-0}" = 1 ] || bash scripts/bootstrap.sh
+[ "${SKIP_BOOTSTRAP:-0}" = 1 ] || bash scripts/bootstrap.sh serve
 PY=.venv/bin/python
 
 if [ -z "${PYOLLAMA_HOST:-}" ]; then

@@ -49,7 +49,7 @@ async def compute(request: Request, st: ServerState, model: str, inputs: list[st
         raise InvalidRequest("dimensions must not be negative")
     rec = await st.record(model)
     load = st.load_request(rec, options or {})
-    async with await st.lease(request, load, keep_alive) as lease:
+    async with await st.lease(request, load, keep_alive, tokenizing=False) as lease:
         t_loaded = time.perf_counter_ns()
         if not inputs:
             return None
@@ -92,7 +92,7 @@ async def embeddings(request: Request) -> Response:
     options = B.options(b)
     rec = await st.record(model)
     load = st.load_request(rec, options)
-    async with await st.lease(request, load, keep_alive) as lease:
+    async with await st.lease(request, load, keep_alive, tokenizing=False) as lease:
         if not text:
             return JSONResponse({"embedding": []})
         vectors, _ = await in_thread(lease.runner.embed, [text], True)

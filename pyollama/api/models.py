@@ -128,7 +128,7 @@ async def ps(request: Request) -> Response:
             "size": int(e.placement.total), "digest": info.get("digest", ""), "details": info.get("details", {}),
             "expires_at": _wall_time(expires), "size_vram": int(e.placement.vram),
             "kv_cache_type": getattr(e.spec, "kv_cache_type", "") or "f16",
-            "context_length": int(e.runner_info.get("n_ctx") or e.spec.num_ctx)}))
+            "context_length": e.n_ctx}))
     models.sort(key=lambda m: -m[0])
     return JSONResponse({"models": [m for _, m in models]})
 

@@ -93,9 +93,12 @@ class ServerState:
         return dataclasses.replace(
             load, requested=tuple(k for k in MEMORY_OPTIONS if (options or {}).get(k) is not None))
 
-    async def lease(self, request: Request, load: LoadRequest, keep_alive: float | None) -> Lease:
+    async def lease(self, request: Request, load: LoadRequest, keep_alive: float | None, *,
+                    tokenizing: bool = True) -> Lease:
         """Wait for a runner; a client that leaves while waiting is taken out of the queue (499). A model
         that does not fit because of the request's own options is the request's error (400)."""
+        if tokenizing:
+            self.vocabs.prefetch(load.spec.model_path)     # loads beside the runner, for tokenizing
         try:
             return await until_disconnected(request.receive, self.sched.acquire(load, keep_alive))
         except InsufficientMemory as e:
@@ -107,4 +110,4 @@ class ServerState:
 
     def n_ctx(self, lease: Lease) -> int:
         """The context each slot of this runner has (after the runner's own rounding and clamping)."""
-        return int(lease.entry.runner_info.get("n_ctx") or lease.entry.spec.num_ctx)
+        return lease.entry.n_ctx

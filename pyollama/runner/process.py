@@ -32,7 +32,7 @@ from concurrent.futures import Future
 import numpy as np
 
 from pyollama.errors import RunnerDied
-from pyollama.runner.types import DoneEvent, ErrorEvent, RunnerSpec, SeqRequest, Stream
+from pyollama.runner.types import DoneEvent, ErrorEvent, RunnerInfo, RunnerSpec, SeqRequest, Stream
 from pyollama.runner.wire import _LEN, Channel
 
 _ids = itertools.count(1)
@@ -66,7 +66,7 @@ class ProcessRunner:
         self._lock = threading.Lock()
         self._reader: threading.Thread | None = None
         self._dead: BaseException | None = None
-        self._info: dict = {}
+        self._info = RunnerInfo()
         self.load_duration = 0
 
     @property
@@ -345,8 +345,8 @@ class ProcessRunner:
         return self._call("stats", timeout=timeout)
 
     @property
-    def info(self) -> dict:
-        return dict(self._info)
+    def info(self) -> RunnerInfo:
+        return self._info
 
     def kill(self) -> None:
         """SIGKILL the child (tests; a runner that no longer answers)."""

@@ -22,7 +22,7 @@ from pyollama import _native
 from pyollama.engine.llm import default_threads
 from pyollama.errors import NativeError, PyollamaError, RunnerDied
 from pyollama.runner.batcher import BatchLoop
-from pyollama.runner.types import ErrorEvent, RunnerSpec, SeqRequest, Stream
+from pyollama.runner.types import ErrorEvent, RunnerInfo, RunnerSpec, SeqRequest, Stream
 
 log = logging.getLogger("pyollama.runner")
 
@@ -167,23 +167,19 @@ class Runner:
         return self.loop.stats()
 
     @property
-    def info(self) -> dict:
-        """Facts about the loaded model the server needs without a GGUF read of its own: context
-        per slot, sizes, and the BOS/EOS token text Jinja chat templates refer to."""
+    def info(self) -> RunnerInfo:
         m = self.model
         if m is None:
-            return {"n_ctx": 0, "parallel": self.spec.parallel, "size": 0, "size_vram": 0, "n_params": 0,
-                    "arch": "", "embedding_only": self.spec.embedding, "bos_token": "", "eos_token": ""}
+            return RunnerInfo(parallel=self.spec.parallel, embedding_only=self.spec.embedding)
         v = m.vocab
-        memory = self.loop.ctx.allocated() if self.loop else []
+        memory = tuple(self.loop.ctx.allocated()) if self.loop else ()
         vram = sum(u["model"] + u["context"] + u["compute"] for u in memory if u["type"] in ("gpu", "igpu"))
-        return {"n_ctx": self.loop.n_ctx_slot if self.loop else 0, "parallel": self.spec.parallel,
-                "size": sum(u["model"] + u["context"] + u["compute"] for u in memory) or m.size,
-                "size_vram": vram, "memory": memory, "n_gpu_layers": self.n_gpu_layers,
-                "kv_cache_type": self.spec.kv_cache_type, "n_params": m.n_params, "arch": m.arch,
-                "embedding_only": self.spec.embedding,
-                "bos_token": v.text(v.bos) if v.bos >= 0 else "",
-                "eos_token": v.text(v.eos) if v.eos >= 0 else ""}
+        return RunnerInfo(
+            n_ctx=self.loop.n_ctx_slot if self.loop else 0, parallel=self.spec.parallel,
+            size=sum(u["model"] + u["context"] + u["compute"] for u in memory) or m.size, size_vram=vram,
+            memory=memory, n_gpu_layers=self.n_gpu_layers, kv_cache_type=self.spec.kv_cache_type,
+            n_params=m.n_params, arch=m.arch, embedding_only=self.spec.embedding,
+            bos_token=v.text(v.bos) if v.bos >= 0 else "", eos_token=v.text(v.eos) if v.eos >= 0 else "")
 
     def _check(self) -> None:
         if self._error is not None:

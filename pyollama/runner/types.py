@@ -7,7 +7,10 @@ import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Union
+from typing import TYPE_CHECKING, Protocol, Union
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,48 @@ class RunnerSpec:
     cache_ram: int = 0           # bytes of host memory for the prompt cache (0: off)
     speculative: str = ""        # self-speculative decoding: upstream's n-gram drafters, comma separated ("": off)
     draft_max: int = 8           # the longest draft
+
+
+@dataclass(frozen=True)
+class RunnerInfo:
+    """Facts about a loaded runner the server needs without a GGUF read of its own (sent by the child
+    once loaded): context per slot, sizes as allocated, and the BOS/EOS token text Jinja templates use."""
+
+    n_ctx: int = 0                   # per slot, after the runner's own rounding
+    parallel: int = 1
+    size: int = 0                    # bytes allocated, all devices (model + context + compute)
+    size_vram: int = 0               # of which on GPUs
+    memory: tuple[dict, ...] = ()    # per device: {"device", "type", "model", "context", "compute"}, host last
+    n_gpu_layers: int = -1           # as loaded (upstream's choice after a fit)
+    kv_cache_type: str = "f16"
+    n_params: int = 0
+    arch: str = ""
+    embedding_only: bool = False
+    bos_token: str = ""
+    eos_token: str = ""
+
+
+class RunnerLike(Protocol):
+    """What the scheduler and the API use of a runner: ``Runner`` (in process) and ``ProcessRunner`` (a
+    child process) both implement it. Thread-safety: any method from any thread; ``asubmit`` on an event
+    loop."""
+
+    spec: RunnerSpec
+    load_duration: int               # ns
+
+    def start(self) -> RunnerLike: ...
+    def submit(self, req: SeqRequest) -> Stream: ...
+    async def asubmit(self, req: SeqRequest) -> Stream: ...
+    def embed(self, inputs: list[str], truncate: bool = True,
+              normalize: bool = True) -> tuple[np.ndarray, int]: ...
+    def tokenize(self, text: str, add_special: bool = True, parse_special: bool = False) -> list[int]: ...
+    def detokenize(self, tokens: list[int]) -> str: ...
+    def stats(self, timeout: float | None = None) -> dict: ...
+    @property
+    def info(self) -> RunnerInfo: ...
+    @property
+    def alive(self) -> bool: ...
+    def close(self) -> None: ...
 
 
 @dataclass

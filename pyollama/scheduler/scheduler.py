@@ -39,12 +39,15 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyollama.errors import InsufficientMemory, LoadTimeout, QueueFull, ShuttingDown
 from pyollama.scheduler import fit, policy
 from pyollama.scheduler.keepalive import format_keep_alive
 from pyollama.scheduler.memory import Estimate, Memory, Placement, place, probe
+
+if TYPE_CHECKING:     # the runner's types, for annotations only: scheduling needs no native code loaded
+    from pyollama.runner.types import RunnerInfo, RunnerLike, RunnerSpec
 
 log = logging.getLogger("pyollama.scheduler")
 
@@ -59,7 +62,7 @@ class LoadRequest:
 
     key: str
     name: str
-    spec: Any
+    spec: RunnerSpec
     estimate: Estimate
     info: dict = field(default_factory=dict, compare=False)
     # Memory-sizing options the request itself set (not the model's defaults): when the load does not fit
@@ -72,8 +75,8 @@ class Entry:
     """A loaded runner and its bookkeeping."""
 
     req: LoadRequest
-    spec: Any                       # as loaded (num_gpu resolved)
-    runner: Any
+    spec: RunnerSpec                # as loaded (num_gpu resolved)
+    runner: RunnerLike
     placement: Placement
     keep_alive: float
     load_duration: int = 0          # ns
@@ -81,8 +84,14 @@ class Entry:
     expires_at: float | None = None   # scheduler clock; None while in use or kept for ever
     expiring: bool = False          # takes no new requests; unloaded when drained
     state: str = "loaded"           # loaded | unloading | closed
-    runner_info: dict = field(default_factory=dict)   # runner.info right after the load (n_ctx, size, …)
+    runner_info: RunnerInfo | None = None   # runner.info right after the load (n_ctx, sizes, …)
     closed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def n_ctx(self) -> int:
+        """The context each slot has (after the runner's own rounding and clamping)."""
+        info = self.runner_info
+        return info.n_ctx if info is not None and info.n_ctx else self.spec.num_ctx
 
     @property
     def key(self) -> str:
@@ -129,7 +138,7 @@ class _Waiter:
 
 
 class Scheduler:
-    def __init__(self, factory: Callable[[Any], Any], *, memory: Callable[[], Memory] = probe,
+    def __init__(self, factory: Callable[[RunnerSpec], RunnerLike], *, memory: Callable[[], Memory] = probe,
                  clock: Callable[[], float] = time.monotonic, max_runners: int = 3, max_queue: int = 512,
                  keep_alive: float = 300.0, load_timeout: float = 300.0, gpu_overhead: int = 0,
                  spread: bool = False, measure: fit.Measure | None = fit.measure_native):
@@ -380,7 +389,7 @@ class Scheduler:
         log.info("waiting for %s to finish its requests (%s)", victim.req.name, why)
         await self._wait(changed, w)
 
-    def _plan(self, req: LoadRequest, mem: Memory, booked: list[Entry]) -> tuple[Placement, Any]:
+    def _plan(self, req: LoadRequest, mem: Memory, booked: list[Entry]) -> tuple[Placement, RunnerSpec]:
         """Placement and the spec to load, from upstream's measured figures (``fit.plan``); from the
         header-based estimate where those cannot be had (no native build, a file libllama rejects —
         its load then fails with the reason)."""
@@ -397,7 +406,7 @@ class Scheduler:
             spec = dataclasses.replace(spec, num_gpu=placement.gpu_layers)
         return placement, spec
 
-    async def _load(self, req: LoadRequest, placement: Placement, spec: Any, keep_alive: float) -> Entry:
+    async def _load(self, req: LoadRequest, placement: Placement, spec: RunnerSpec, keep_alive: float) -> Entry:
         log.info("loading %s (%.2f GiB, %d/%d layers on GPU%s, KV cache %s, num_ctx %s, parallel %s)", req.name,
                  placement.total / (1 << 30), placement.gpu_layers, req.estimate.layers,
                  " " + ",".join(getattr(spec, "devices", ())) if getattr(spec, "devices", ()) else "",
@@ -447,22 +456,22 @@ class Scheduler:
                 await asyncio.wait_for(changed.wait(), delay)
 
 
-def _allocated(placement: Placement, info: dict) -> Placement:
-    """The booking corrected to what the runner really allocated (``info["memory"]``: per device,
-    host last), so /api/ps and later placements see real bytes."""
-    if not info.get("memory"):
+def _allocated(placement: Placement, info: RunnerInfo | None) -> Placement:
+    """The booking corrected to what the runner really allocated (``info.memory``: per device, host
+    last), so /api/ps and later placements see real bytes."""
+    if info is None or not info.memory:
         return placement
-    vram, size = info["size_vram"], info["size"]
-    layers = info.get("n_gpu_layers", placement.gpu_layers)
+    vram, size = info.size_vram, info.size
+    layers = info.n_gpu_layers
     return dataclasses.replace(placement, vram=vram, ram=size - vram,
                                gpu_layers=placement.gpu_layers if layers is None or layers < 0 else layers)
 
 
-def _start(runner: Any) -> dict:
+def _start(runner: RunnerLike) -> RunnerInfo | None:
     """Load (blocking, in a worker thread) and read the runner's info once."""
     runner.start()
     try:
-        return dict(runner.info)
+        return runner.info
     except Exception as e:  # noqa: BLE001 - info is for display; the runner still serves
         log.debug("runner info unavailable: %s", e)
-        return {}
+        return None

@@ -48,8 +48,10 @@ def test_one_load_for_concurrent_callers_and_lru(tiny_model_path, vocab_dir, mon
     vocabs = V.Vocabs(keep=2)
 
     async def main():
+        vocabs.prefetch(tiny_model_path)              # started without waiting; a Path and its str are one key
         a = await asyncio.gather(*(vocabs.tokenize(str(tiny_model_path), "hi") for _ in range(5)))
         assert len(set(map(tuple, a))) == 1
+        vocabs.prefetch(str(tiny_model_path))         # already there: nothing to do
         assert loads == [str(tiny_model_path)]
         for p in others:                              # two more files: the first one falls out
             await vocabs.tokenize(p, "hi")

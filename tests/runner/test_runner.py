@@ -141,7 +141,7 @@ def test_process_runner_survives_a_kill(tiny_model_path):
         with Runner(spec) as local:
             assert _collect(local.submit(SeqRequest(PROMPTS[0], {"temperature": 0, "num_predict": 8})))[1].tokens == d.tokens
             hello = local.tokenize("hello")
-        assert pr.tokenize("hello") == hello and hello and pr.info["parallel"] == 2
+        assert pr.tokenize("hello") == hello and hello and pr.info.parallel == 2
         with pytest.raises(InvalidRequest):
             pr.submit(SeqRequest("word " * 300, {}, shift=False))
         s = pr.submit(SeqRequest(PROMPTS[1], {"temperature": 0, "num_predict": -1}))
@@ -207,4 +207,4 @@ def test_embeddings_unnormalized_and_info(tiny_runner):
     np.testing.assert_allclose(raw[0] / np.linalg.norm(raw[0]), unit[0], rtol=1e-5)
     assert abs(np.linalg.norm(raw[0]) - 1.0) > 1e-3
     info = tiny_runner.info
-    assert info["bos_token"] == "<s>" and info["eos_token"] == "</s>" and info["n_ctx"] == 256
+    assert info.bos_token == "<s>" and info.eos_token == "</s>" and info.n_ctx == 256

@@ -25,7 +25,6 @@ Thread-safety: Starlette endpoints on the event loop.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
@@ -36,7 +35,7 @@ from pyollama.api import compat as X
 from pyollama.api import toolchoice
 from pyollama.api.conversation import ChatJob, ChatTurn
 from pyollama.api.errors import ANTHROPIC, message_of, shaped_body, status_of
-from pyollama.api.inference import Delta, Final
+from pyollama.api.inference import Final
 from pyollama.api.sse import Event, EventStream
 from pyollama.api.state import ServerState
 from pyollama.errors import InvalidRequest
@@ -290,37 +289,22 @@ async def messages(request: Request) -> Response | EventStream:
                 out.append(("content_block_stop", {"type": "content_block_stop", "index": blk.index}))
         return out
 
-    async def sse() -> AsyncIterator[Event]:
-        blocks = X.Blocks()
-        yield "message_start", {"type": "message_start",
-                                "message": message([], None, None, usage(len(turn.tokens), 0))}
-        yield "ping", {"type": "ping"}
-        try:
-            async for ev in events:
-                if isinstance(ev, Delta):
-                    for out in to_events(blocks.feed(ev)):
-                        yield out
-                else:
-                    for out in to_events(blocks.finish()):
-                        yield out
-                    seq = client_stop(ev)
-                    called = any(blk.kind == "tool" for blk in blocks.blocks)
-                    yield "message_delta", {"type": "message_delta",
-                                            "delta": {"stop_reason": stop_reason(ev, called, seq),
-                                                      "stop_sequence": seq},
-                                            "usage": {"input_tokens": ev.done.prompt_eval_count,
-                                                      "output_tokens": ev.done.eval_count}}
-                    yield "message_stop", {"type": "message_stop"}
-        finally:
-            await events.aclose()
+    def head() -> list[Event]:
+        return [("message_start", {"type": "message_start",
+                                   "message": message([], None, None, usage(len(turn.tokens), 0))}),
+                ("ping", {"type": "ping"})]
+
+    def tail(final: Final, blocks: X.Blocks) -> list[Event]:
+        seq = client_stop(final)
+        called = any(blk.kind == "tool" for blk in blocks.blocks)
+        return [("message_delta", {"type": "message_delta",
+                                   "delta": {"stop_reason": stop_reason(final, called, seq), "stop_sequence": seq},
+                                   "usage": {"input_tokens": final.done.prompt_eval_count,
+                                             "output_tokens": final.done.eval_count}}),
+                ("message_stop", {"type": "message_stop"})]
 
     def aggregate(items: list[Any]) -> dict[str, Any]:
-        blocks = X.Blocks()
-        for d in items:
-            if isinstance(d, Delta):
-                blocks.feed(d)
-        blocks.finish()
-        final = next((f for f in items if isinstance(f, Final)), None)
+        blocks, final = X.collected(items)
         seq = client_stop(final)
         called = any(blk.kind == "tool" for blk in blocks.blocks)
         d = final.done if final else None
@@ -328,7 +312,7 @@ async def messages(request: Request) -> Response | EventStream:
                        usage(d.prompt_eval_count if d else 0, d.eval_count if d else 0))
 
     if stream:
-        return EventStream(sse(), stream=True, surface=ANTHROPIC, error_event=error_event, on_close=turn.release)
+        return EventStream(X.block_stream(events, to_events, head, tail), stream=True, surface=ANTHROPIC, error_event=error_event, on_close=turn.release)
     return EventStream(events, stream=False, surface=ANTHROPIC, error_event=error_event,
                        aggregate=aggregate, on_close=turn.release)
 

@@ -13,10 +13,11 @@ import json
 import math
 import re
 import secrets
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pyollama.api.inference import Delta
+from pyollama.api.inference import Delta, Final
 from pyollama.errors import InvalidRequest
 
 # OpenAI reasoning effort → native think (docs/contract.md §11.2).
@@ -183,3 +184,39 @@ class Blocks:
         if self.open is not None:
             steps.append(("stop", self.open, ""))
             self.open = None
+
+
+Step = tuple[str, Block, str]
+
+
+async def block_stream(events: AsyncIterator[Delta | Final], to_events: Callable[[list[Step]], list[Any]],
+                       head: Callable[[], list[Any]], tail: Callable[[Final, Blocks], list[Any]]
+                       ) -> AsyncIterator[Any]:
+    """The streaming loop of the block-shaped surfaces (Anthropic messages, OpenAI responses): ``head()``'s
+    events, then each delta's block steps as the surface's events, then at the end the closing steps and
+    ``tail(final, blocks)``'s events. The generation is closed however the loop ends."""
+    blocks = Blocks()
+    for out in head():
+        yield out
+    try:
+        async for ev in events:
+            if isinstance(ev, Delta):
+                for out in to_events(blocks.feed(ev)):
+                    yield out
+            else:
+                for out in to_events(blocks.finish()):
+                    yield out
+                for out in tail(ev, blocks):
+                    yield out
+    finally:
+        await events.aclose()
+
+
+def collected(items: list[Delta | Final]) -> tuple[Blocks, Final | None]:
+    """A whole (non-streamed) generation as closed blocks and its final metrics."""
+    blocks = Blocks()
+    for d in items:
+        if isinstance(d, Delta):
+            blocks.feed(d)
+    blocks.finish()
+    return blocks, next((f for f in items if isinstance(f, Final)), None)

@@ -1,5 +1,7 @@
-"""One chat turn, surface-neutral: what ``/api/chat``, ``/v1/chat/completions``, ``/v1/completions``,
-``/v1/responses`` and ``/v1/messages`` all translate their request into, and the steps they share.
+"""One turn, surface-neutral: what ``/api/chat``, ``/api/generate``, ``/v1/chat/completions``,
+``/v1/completions``, ``/v1/responses`` and ``/v1/messages`` all translate their request into, and the steps
+they share. ``/api/generate`` is a turn with a ``prompt`` (its ``system``, ``template``, ``raw`` and
+``context`` apply then) instead of ``messages``.
 
     turn = ChatTurn(st, ChatJob(model=..., messages=[...], tools=[...], think=..., options={...}))
     await turn.find()                    # the stored model (404 before anything else)
@@ -59,6 +61,12 @@ class ChatJob:
     shift: bool | None = None            # Ollama's `shift` (None: the model's default)
     has_images: bool = False
     suffix: str = ""                     # /v1/completions with a suffix: render the last message as an insert
+    # /api/generate
+    prompt: str | None = None            # the prompt (None: a chat of `messages`)
+    system: str = ""                     # replaces the model's SYSTEM
+    template: str = ""                   # a Go template that replaces the model's
+    raw: bool = False                    # the prompt as is, no template
+    context: list[int] = field(default_factory=list)    # a previous response's context: continued as tokens
 
     @property
     def forced_tool(self) -> bool:
@@ -143,9 +151,11 @@ class ChatTurn:
     def check(self) -> None:
         """Everything that can be refused before a model is loaded."""
         job, rec = self.job, self.rec
+        if job.raw and (job.template or job.system or job.context):
+            raise InvalidRequest("raw mode does not support template, system, or context")
         self.caps = caps = P.capabilities(rec)
         if "completion" not in caps:
-            raise InvalidRequest(f'"{job.model}" does not support chat')
+            raise InvalidRequest(f'"{job.model}" does not support {"chat" if job.prompt is None else "generate"}')
         if job.tool_choice == "none":
             self.tools = []               # the model is not told about tools, so it answers in text
         if self.tools and "tools" not in caps:
@@ -157,7 +167,7 @@ class ChatTurn:
             think = None
         self.think = check_thinking(job.model, caps, think)
         check_images(job.model, job.has_images)
-        self.tmpl = P.model_template(rec)
+        self.tmpl = P.model_template(rec, job.template)
         if job.forced_tool:
             self.grammar = toolchoice.grammar(self.tmpl.tool_tag(), self.tools,
                                               job.tool_name if job.tool_choice == "function" else "")
@@ -185,12 +195,20 @@ class ChatTurn:
         n_ctx = self.st.n_ctx(self.lease)
         await tmpl.prepare()
 
+        ctx = job.context
+
         async def tokenize(text: str) -> list[int]:
+            # A previous response's context continues as tokens (exact, unlike Ollama's detokenize +
+            # re-tokenize round trip, which loses special tokens); it already starts with any BOS.
             if P.surely_too_long(text, n_ctx):
                 raise P.too_many_chars(text, n_ctx)
-            return dedupe_bos(await vocabs.tokenize(rec.model_path, text, True, True), rec)
+            return ctx + dedupe_bos(await vocabs.tokenize(rec.model_path, text, not ctx, True), rec)
 
-        if job.suffix:
+        if job.prompt is not None:
+            text, tokens = await self._render_prompt(tokenize, n_ctx)
+            if ctx:
+                text = await vocabs.detokenize(rec.model_path, ctx) + text
+        elif job.suffix:
             prompt = job.messages[-1]["content"] if job.messages else ""
             text = await in_thread(lambda: tmpl.render_generate(prompt, suffix=job.suffix, think=self.think))
             tokens = await tokenize(text)
@@ -208,15 +226,42 @@ class ChatTurn:
         self.text, self.tokens = text, tokens
         return text, tokens
 
+    async def _render_prompt(self, tokenize: P.Tokenize, n_ctx: int) -> tuple[str, list[int]]:
+        """/api/generate's prompt: as is (raw), as an insert (suffix), or as a user message after the
+        system text and the model's MESSAGEs (not when continuing a context), fitted as a chat is."""
+        job, rec, tmpl = self.job, self.rec, self.tmpl
+        assert job.prompt is not None and tmpl is not None
+        prompt, think = job.prompt, self.think
+        if job.raw:
+            return prompt, await tokenize(prompt)
+        if job.suffix:
+            text = await in_thread(lambda: tmpl.render_generate(prompt, suffix=job.suffix, think=think))
+            return text, await tokenize(text)
+        msgs: list[dict[str, Any]] = []
+        sys_text = job.system or rec.system
+        if sys_text:
+            msgs.append({"role": "system", "content": sys_text})
+        if not job.context:
+            msgs += rec.messages
+        msgs.append({"role": "user", "content": prompt})
+        if job.template:             # a request template renders as is (Ollama's legacy path)
+            text = await in_thread(tmpl.render_chat, msgs, None, think)
+            return text, await tokenize(text)
+        return await P.fit_chat(lambda m: tmpl.render_chat(m, None, think), tokenize, msgs, n_ctx, job.truncate)
+
     def parser(self) -> OutputParser:
         assert self.tmpl is not None
-        thinking = self.tmpl.thinking_parser(self.text, self.caps) if B.think_on(self.think) else None
+        thinking = (self.tmpl.thinking_parser(self.text, self.caps) if B.think_on(self.think) and not self.job.raw
+                    else None)
         return OutputParser(thinking, self.tmpl.tool_parser(self.tools) if self.tools else None)
 
     def start(self, t_start: int) -> AsyncGenerator[Delta | Final, None]:
         """The generation's events; the lease is released when they end (or are closed)."""
         assert self.lease is not None
         job = self.job
+        n_ctx = self.st.n_ctx(self.lease)
+        if len(self.tokens) >= n_ctx:
+            raise P.too_long(len(self.tokens), n_ctx)
         parser = self.parser()
         seq = SeqRequest(prompt=self.tokens, options=self.merged, grammar=self.grammar,
                          grammar_triggers=grammar_triggers(self.grammar, parser),

@@ -1,5 +1,5 @@
-"""``POST /api/generate`` (docs/contract.md §2.1): translation between the request, the template, the
-scheduler and the runner; nothing more.
+"""``POST /api/generate`` (docs/contract.md §2.1): the request as a ChatTurn with a prompt (the same path as
+every chat surface), and the native chunks back; plus the two answers without a generation (load, unload).
 
 Thread-safety: a Starlette endpoint on the event loop.
 """
@@ -12,16 +12,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from pyollama.api import body as B
-from pyollama.api import prompt as P
-from pyollama.api.conversation import (check_images, check_thinking, context_shift, dedupe_bos,
-                                       grammar_triggers)
-from pyollama.api.inference import Delta, OutputParser, in_thread
-from pyollama.api.inference import generate as run
+from pyollama.api.conversation import ChatJob, ChatTurn
+from pyollama.api.inference import Delta
 from pyollama.api.ndjson import Chunks
 from pyollama.api.state import ServerState
-from pyollama.engine.sampling import SamplingParams
 from pyollama.errors import InvalidRequest
-from pyollama.runner.types import SeqRequest
 from pyollama.scheduler import parse_keep_alive, plan
 
 
@@ -60,96 +55,42 @@ async def generate(request: Request) -> Response:
     t_start = time.perf_counter_ns()
     b = await B.read_json(request)
     model = B.string(b, "model")
-    prompt, suffix = B.string(b, "prompt"), B.string(b, "suffix")
-    system, template = B.string(b, "system"), B.string(b, "template")
-    raw = bool(B.boolean(b, "raw"))
-    context = B.array(b, "context")
+    prompt = B.string(b, "prompt")
+    context = B.array(b, "context")          # checked as token ids once the model is known
     stream = B.stream_flag(b)
     keep_alive = parse_keep_alive(b.get("keep_alive"))
-    think = B.think(b)
     top_logprobs = B.top_logprobs(b)
-    logprobs = bool(B.boolean(b, "logprobs"))
-    truncate = B.boolean(b, "truncate", True)
-    shift = B.boolean(b, "shift")
     debug = bool(B.boolean(b, "_debug_render_only"))
-    images = B.images(b.get("images"))
-    fmt = B.format_value(b)
-    options = B.options(b)
-
-    rec = await st.record(model)
+    job = ChatJob(model=model, messages=[], prompt=prompt, suffix=B.string(b, "suffix"),
+                  system=B.string(b, "system"), template=B.string(b, "template"), raw=bool(B.boolean(b, "raw")),
+                  think=B.think(b), format=B.format_value(b), options=B.options(b),
+                  logprobs=bool(B.boolean(b, "logprobs")), top_logprobs=top_logprobs, keep_alive=keep_alive,
+                  truncate=bool(B.boolean(b, "truncate", True)), shift=B.boolean(b, "shift"),
+                  has_images=bool(B.images(b.get("images"))), context=list(context or []))
+    turn = ChatTurn(st, job)
+    rec = await turn.find()
     if not prompt and keep_alive == 0:
         await st.sched.expire(str(rec.model_path))
         return JSONResponse({"model": model, "created_at": B.now_rfc3339(), "response": "", "done": True,
                              "done_reason": "unload"})
-    if raw and (template or system or context):
-        raise InvalidRequest("raw mode does not support template, system, or context")
-    caps = P.capabilities(rec)
-    if "completion" not in caps:
-        raise InvalidRequest(f'"{model}" does not support generate')
-    if suffix and "insert" not in caps:
-        raise InvalidRequest(f'"{model}" does not support insert')
-    think = check_thinking(model, caps, think)
-    check_images(model, bool(images))
-    ctx_tokens = token_ids(context, "context", vocab_size(rec)) if context else []
-    grammar = B.grammar_for(fmt)
-    merged = plan.merged_options(rec.params, options)
-    SamplingParams.from_options(merged)               # a bad sampling value is a 400 before any load
-    load = st.load_request(rec, options)
+    turn.check()
+    if job.context:
+        job.context = token_ids(job.context, "context", vocab_size(rec))
 
-    lease = await st.lease(request, load, keep_alive)
-    t_loaded = time.perf_counter_ns()
+    await turn.acquire(request)
     try:
         if not prompt:
-            lease.release()
+            turn.release()
             return JSONResponse({"model": model, "created_at": B.now_rfc3339(), "response": "", "done": True,
                                  "done_reason": "load"})
-        n_ctx = st.n_ctx(lease)
-        tmpl = P.model_template(rec, template)
-        await tmpl.prepare()
-
-        async def tokenize(text: str) -> list[int]:
-            # A previous response's `context` continues as tokens (exact, unlike Ollama's detokenize +
-            # re-tokenize round trip, which loses special tokens); it already starts with any BOS.
-            if P.surely_too_long(text, n_ctx):
-                raise P.too_many_chars(text, n_ctx)
-            toks = await st.vocabs.tokenize(rec.model_path, text, not ctx_tokens, True)
-            return ctx_tokens + dedupe_bos(toks, rec)
-
-        if raw:
-            text, tokens = prompt, await tokenize(prompt)
-        elif suffix:
-            text = await in_thread(lambda: tmpl.render_generate(prompt, suffix=suffix, think=think))
-            tokens = await tokenize(text)
-        else:
-            msgs: list[dict[str, Any]] = []
-            sys_text = system or rec.system
-            if sys_text:
-                msgs.append({"role": "system", "content": sys_text})
-            if not ctx_tokens:
-                msgs += rec.messages
-            msgs.append({"role": "user", "content": prompt})
-            if template:             # a request template renders as is (Ollama's legacy path)
-                text = await in_thread(tmpl.render_chat, msgs, None, think)
-                tokens = await tokenize(text)
-            else:
-                text, tokens = await P.fit_chat(lambda m: tmpl.render_chat(m, None, think), tokenize, msgs,
-                                                n_ctx, bool(truncate))
-        if ctx_tokens:
-            text = await st.vocabs.detokenize(rec.model_path, ctx_tokens) + text
+        text, tokens = await turn.render()
         if debug:
-            lease.release()
+            turn.release()
             return JSONResponse({"model": model, "created_at": B.now_rfc3339(), "response": "", "done": False,
                                  "_debug_info": {"rendered_template": text, "image_count": 0}})
-        if len(tokens) >= n_ctx:
-            raise P.too_long(len(tokens), n_ctx)
-        parser = OutputParser(tmpl.thinking_parser(text, caps) if B.think_on(think) and not raw else None)
-        seq = SeqRequest(prompt=tokens, options=merged, grammar=grammar,
-                         grammar_triggers=grammar_triggers(grammar, parser),
-                         logprobs=logprobs or top_logprobs > 0, top_logprobs=top_logprobs,
-                         shift=context_shift(shift, rec.model_path))
-        events = run(lease, seq, parser, t_start=t_start, t_loaded=t_loaded, metrics=st.metrics)
+        events = turn.start(t_start)
     except BaseException:
-        lease.release()
+        turn.release()
         raise
 
     async def chunks():
@@ -168,11 +109,11 @@ async def generate(request: Request) -> Response:
                 else:
                     final: dict[str, Any] = {"model": model, "created_at": B.now_rfc3339(), "response": "",
                                              "done": True, "done_reason": ev.done.done_reason}
-                    if not raw:
+                    if not job.raw:
                         final["context"] = list(tokens) + list(ev.done.tokens)
                     final.update(ev.metrics())
                     yield final
         finally:
             await events.aclose()
 
-    return Chunks(chunks(), stream=stream, aggregate=aggregate, on_close=lease.release)
+    return Chunks(chunks(), stream=stream, aggregate=aggregate, on_close=turn.release)

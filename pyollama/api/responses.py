@@ -18,7 +18,6 @@ Thread-safety: a Starlette endpoint on the event loop.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
@@ -268,39 +267,25 @@ async def create_response(request: Request) -> Response | EventStream:
                 out.append(ev("response.output_item.done", **at, item=item))
         return out
 
-    async def sse() -> AsyncIterator[Event]:
-        blocks = X.Blocks()
-        yield ev("response.created", response=response("in_progress", []))
-        yield ev("response.in_progress", response=response("in_progress", []))
-        try:
-            async for e in events:
-                if isinstance(e, Delta):
-                    for out in steps_to_events(blocks.feed(e)):
-                        yield out
-                else:
-                    for out in steps_to_events(blocks.finish()):
-                        yield out
-                    status = status_of_final(e)
-                    kind = "response.completed" if status == "completed" else "response.incomplete"
-                    yield ev(kind, response=response(status, done_items, e))
-        finally:
-            await events.aclose()
+    def head() -> list[Event]:
+        return [ev("response.created", response=response("in_progress", [])),
+                ev("response.in_progress", response=response("in_progress", []))]
+
+    def tail(final: Final, _blocks: X.Blocks) -> list[Event]:
+        status = status_of_final(final)
+        kind = "response.completed" if status == "completed" else "response.incomplete"
+        return [ev(kind, response=response(status, done_items, final))]
 
     def error_event(e: BaseException) -> Event:
         return ev("response.failed", response=response("failed", done_items,
                                                         error={"code": "server_error", "message": message_of(e)}))
 
     def aggregate(items: list[Delta | Final]) -> dict[str, Any]:
-        blocks = X.Blocks()
-        for d in items:
-            if isinstance(d, Delta):
-                blocks.feed(d)
-        blocks.finish()
-        final = next((f for f in items if isinstance(f, Final)), None)
+        blocks, final = X.collected(items)
         output = [item_of(blk, item_id(blk), "completed") for blk in blocks.blocks]
         return response(status_of_final(final), output, final)
 
     if stream:
-        return EventStream(sse(), stream=True, surface=OPENAI, error_event=error_event, on_close=turn.release)
+        return EventStream(X.block_stream(events, steps_to_events, head, tail), stream=True, surface=OPENAI, error_event=error_event, on_close=turn.release)
     return EventStream(events, stream=False, surface=OPENAI, error_event=error_event, aggregate=aggregate,
                        on_close=turn.release)

@@ -62,26 +62,16 @@ async def unloaded(url: str, timeout: float = 30) -> None:
     raise RuntimeError("the model did not unload")
 
 
-async def llama_round(args, path: Path, log) -> float:
+async def process_round(start, ready: str) -> float:
+    """Seconds from starting a server process (``start()``) to the first token it streams."""
     t0 = time.perf_counter()
-    ls = LlamaServer(path, args.threads, 1, args.ctx, 512, log)
+    target = start()
     try:
-        await wait_ready(ls.url, "/health")
+        await wait_ready(target.url, ready)
         async with httpx.AsyncClient(timeout=None) as c:
-            return await first_token(ls, c, t0)
+            return await first_token(target, c, t0)
     finally:
-        ls.close()
-
-
-async def pyollama_process_round(args, path: Path, log, store: str) -> float:
-    t0 = time.perf_counter()
-    po = Pyollama(path, args.threads, 1, args.ctx, 512, log, store)
-    try:
-        await wait_ready(po.url, "/")
-        async with httpx.AsyncClient(timeout=None) as c:
-            return await first_token(po, c, t0)
-    finally:
-        po.close()
+        target.close()
 
 
 async def main_async(args) -> dict:
@@ -104,14 +94,16 @@ async def main_async(args) -> dict:
                     order = ("llama", "pyollama") if r % 2 == 0 else ("pyollama", "llama")
                     for who in order:
                         if who == "llama":
-                            results["llama-server"].append(await llama_round(args, path, log))
+                            results["llama-server"].append(await process_round(
+                                lambda: LlamaServer(path, args.threads, 1, args.ctx, 512, log), "/health"))
                         else:
                             results["pyollama runner cold"].append(await first_token(po, c, time.perf_counter()))
                             await unloaded(po.url)
         finally:
             po.close()
         for _ in range(args.rounds):
-            results["pyollama process cold"].append(await pyollama_process_round(args, path, log, store))
+            results["pyollama process cold"].append(await process_round(
+                lambda: Pyollama(path, args.threads, 1, args.ctx, 512, log, store), "/"))
     med = {k: statistics.median(v) for k, v in results.items()}
     ref = med["llama-server"]
     return {"model": str(path), "rounds": args.rounds, "threads": args.threads, "ctx": args.ctx,

@@ -101,23 +101,11 @@ async def chat(request: Request) -> Response | Chunks:
                              "message": {"role": "assistant", "content": ""}, "done": True,
                              "done_reason": "unload"})
     turn.check()
-    lease = await turn.acquire(request)
-    try:
-        if not msgs:
-            turn.release()
-            return JSONResponse({"model": model, "created_at": B.now_rfc3339(),
-                                 "message": {"role": "assistant", "content": ""}, "done": True,
-                                 "done_reason": "load"})
-        text, _ = await turn.render()
-        if debug:
-            turn.release()
-            return JSONResponse({"model": model, "created_at": B.now_rfc3339(),
-                                 "message": {"role": "", "content": ""}, "done": False,
-                                 "_debug_info": {"rendered_template": text, "image_count": 0}})
-        events = turn.start(t_start)
-    except BaseException:
-        turn.release()
-        raise
+    events = await turn.native(request, t_start, empty=not msgs, debug=debug, answer=lambda fields: {
+        "model": model, "created_at": B.now_rfc3339(),
+        "message": {"role": "assistant" if fields["done"] else "", "content": ""}, **fields})
+    if isinstance(events, dict):
+        return JSONResponse(events)
 
     async def chunks():
         try:
@@ -139,4 +127,4 @@ async def chat(request: Request) -> Response | Chunks:
         finally:
             await events.aclose()
 
-    return Chunks(chunks(), stream=stream, aggregate=aggregate, on_close=lease.release)
+    return Chunks(chunks(), stream=stream, aggregate=aggregate, on_close=turn.release)

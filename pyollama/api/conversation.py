@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -268,6 +268,25 @@ class ChatTurn:
                          logprobs=job.logprobs or job.top_logprobs > 0, top_logprobs=job.top_logprobs,
                          shift=context_shift(job.shift, self.rec.model_path))
         return run(self.lease, seq, parser, t_start=t_start, t_loaded=self.t_loaded, metrics=self.st.metrics)
+
+    async def native(self, request: Request, t_start: int, *, empty: bool, debug: bool,
+                     answer: Callable[[dict[str, Any]], dict[str, Any]]) -> AsyncGenerator[Delta | Final, None] | dict:
+        """The native routes' steps after ``check``: acquire; an ``empty`` request only loads the model;
+        ``_debug_render_only`` answers with the rendered prompt; else start. Returns the events, or the
+        body of an answer without a generation (``answer`` shapes it from the fields that differ)."""
+        await self.acquire(request)
+        try:
+            if empty:
+                self.release()
+                return answer({"done": True, "done_reason": "load"})
+            text, _ = await self.render()
+            if debug:
+                self.release()
+                return answer({"done": False, "_debug_info": {"rendered_template": text, "image_count": 0}})
+            return self.start(t_start)
+        except BaseException:
+            self.release()
+            raise
 
     async def launch(self, request: Request, t_start: int) -> AsyncGenerator[Delta | Final, None]:
         """find + check + acquire + render + start, releasing the lease on any failure before the

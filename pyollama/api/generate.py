@@ -77,21 +77,10 @@ async def generate(request: Request) -> Response:
     if job.context:
         job.context = token_ids(job.context, "context", vocab_size(rec))
 
-    await turn.acquire(request)
-    try:
-        if not prompt:
-            turn.release()
-            return JSONResponse({"model": model, "created_at": B.now_rfc3339(), "response": "", "done": True,
-                                 "done_reason": "load"})
-        text, tokens = await turn.render()
-        if debug:
-            turn.release()
-            return JSONResponse({"model": model, "created_at": B.now_rfc3339(), "response": "", "done": False,
-                                 "_debug_info": {"rendered_template": text, "image_count": 0}})
-        events = turn.start(t_start)
-    except BaseException:
-        turn.release()
-        raise
+    events = await turn.native(request, t_start, empty=not prompt, debug=debug, answer=lambda fields: {
+        "model": model, "created_at": B.now_rfc3339(), "response": "", **fields})
+    if isinstance(events, dict):
+        return JSONResponse(events)
 
     async def chunks():
         try:
@@ -110,7 +99,7 @@ async def generate(request: Request) -> Response:
                     final: dict[str, Any] = {"model": model, "created_at": B.now_rfc3339(), "response": "",
                                              "done": True, "done_reason": ev.done.done_reason}
                     if not job.raw:
-                        final["context"] = list(tokens) + list(ev.done.tokens)
+                        final["context"] = list(turn.tokens) + list(ev.done.tokens)
                     final.update(ev.metrics())
                     yield final
         finally:

@@ -95,12 +95,6 @@ async def chat(request: Request) -> Response | Chunks:
 
     turn = ChatTurn(st, job)
     await turn.find()
-    if not msgs and job.keep_alive == 0:
-        await st.sched.expire(str(turn.rec.model_path))
-        return JSONResponse({"model": model, "created_at": B.now_rfc3339(),
-                             "message": {"role": "assistant", "content": ""}, "done": True,
-                             "done_reason": "unload"})
-    turn.check()
     events = await turn.native(request, t_start, empty=not msgs, debug=debug, answer=lambda fields: {
         "model": model, "created_at": B.now_rfc3339(),
         "message": {"role": "assistant" if fields["done"] else "", "content": ""}, **fields})

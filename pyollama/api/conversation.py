@@ -120,6 +120,20 @@ def context_shift(requested: bool | None, model_path: Any) -> bool:
     return plan.header(model_path).kv.get("general.architecture") != "deepseek2"
 
 
+def token_ids(value: Any, where: str, n_vocab: int) -> list[int]:
+    if not isinstance(value, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in value):
+        raise InvalidRequest(f'"{where}" must be an array of token ids')
+    bad = [t for t in value if not 0 <= t < n_vocab]
+    if bad:
+        raise InvalidRequest(f"token {bad[0]} in {where} is out of range for a vocabulary of {n_vocab}")
+    return list(value)
+
+
+def vocab_size(rec: Any) -> int:
+    tokens = plan.header(rec.model_path).kv.get("tokenizer.ggml.tokens")
+    return len(tokens) if isinstance(tokens, list) else int(getattr(tokens, "count", 0) or 0)
+
+
 def grammar_triggers(grammar: str | None, parser: OutputParser) -> tuple[str, ...]:
     """For a model that thinks, the constraint starts when thinking ends (as Ollama's two phases):
     a lazy grammar triggered by the closing tag, fed what follows it."""
@@ -175,6 +189,8 @@ class ChatTurn:
             self.grammar = B.grammar_for(job.format)
         self.merged = plan.merged_options(rec.params, job.options)
         SamplingParams.from_options(self.merged)          # a bad sampling value is a 400 before any load
+        if job.context:
+            job.context = token_ids(job.context, "context", vocab_size(rec))
 
     async def acquire(self, request: Request) -> Lease:
         self.lease = await self.st.lease(request, self.st.load_request(self.rec, self.job.options),
@@ -271,9 +287,14 @@ class ChatTurn:
 
     async def native(self, request: Request, t_start: int, *, empty: bool, debug: bool,
                      answer: Callable[[dict[str, Any]], dict[str, Any]]) -> AsyncGenerator[Delta | Final, None] | dict:
-        """The native routes' steps after ``check``: acquire; an ``empty`` request only loads the model;
-        ``_debug_render_only`` answers with the rendered prompt; else start. Returns the events, or the
-        body of an answer without a generation (``answer`` shapes it from the fields that differ)."""
+        """The native routes' steps after ``find``: an ``empty`` request with ``keep_alive: 0`` unloads the
+        model, one without only loads it; ``_debug_render_only`` answers with the rendered prompt; else the
+        turn is checked, rendered and started. Returns the events, or the body of an answer without a
+        generation (``answer`` shapes it from the fields that differ)."""
+        if empty and self.job.keep_alive == 0:
+            await self.st.sched.expire(str(self.rec.model_path))
+            return answer({"done": True, "done_reason": "unload"})
+        self.check()
         await self.acquire(request)
         try:
             if empty:

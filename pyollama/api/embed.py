@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from pyollama.api import body as B
-from pyollama.api.generate import token_ids, vocab_size
+from pyollama.api.conversation import token_ids, vocab_size
 from pyollama.api.inference import in_thread
 from pyollama.api.state import ServerState
 from pyollama.errors import InvalidRequest, PyollamaError

@@ -16,22 +16,7 @@ from pyollama.api.conversation import ChatJob, ChatTurn
 from pyollama.api.inference import Delta
 from pyollama.api.ndjson import Chunks
 from pyollama.api.state import ServerState
-from pyollama.errors import InvalidRequest
-from pyollama.scheduler import parse_keep_alive, plan
-
-
-def token_ids(value: Any, where: str, n_vocab: int) -> list[int]:
-    if not isinstance(value, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in value):
-        raise InvalidRequest(f'"{where}" must be an array of token ids')
-    bad = [t for t in value if not 0 <= t < n_vocab]
-    if bad:
-        raise InvalidRequest(f"token {bad[0]} in {where} is out of range for a vocabulary of {n_vocab}")
-    return list(value)
-
-
-def vocab_size(rec: Any) -> int:
-    tokens = plan.header(rec.model_path).kv.get("tokenizer.ggml.tokens")
-    return len(tokens) if isinstance(tokens, list) else int(getattr(tokens, "count", 0) or 0)
+from pyollama.scheduler import parse_keep_alive
 
 
 def aggregate(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -68,15 +53,7 @@ async def generate(request: Request) -> Response:
                   truncate=bool(B.boolean(b, "truncate", True)), shift=B.boolean(b, "shift"),
                   has_images=bool(B.images(b.get("images"))), context=list(context or []))
     turn = ChatTurn(st, job)
-    rec = await turn.find()
-    if not prompt and keep_alive == 0:
-        await st.sched.expire(str(rec.model_path))
-        return JSONResponse({"model": model, "created_at": B.now_rfc3339(), "response": "", "done": True,
-                             "done_reason": "unload"})
-    turn.check()
-    if job.context:
-        job.context = token_ids(job.context, "context", vocab_size(rec))
-
+    await turn.find()
     events = await turn.native(request, t_start, empty=not prompt, debug=debug, answer=lambda fields: {
         "model": model, "created_at": B.now_rfc3339(), "response": "", **fields})
     if isinstance(events, dict):

@@ -1,7 +1,8 @@
 """One turn, surface-neutral: what ``/api/chat``, ``/api/generate``, ``/v1/chat/completions``,
 ``/v1/completions``, ``/v1/responses`` and ``/v1/messages`` all translate their request into, and the steps
-they share. ``/api/generate`` is a turn with a ``prompt`` (its ``system``, ``template``, ``raw`` and
-``context`` apply then) instead of ``messages``.
+they share. ``/api/generate`` and ``/v1/completions`` are turns with a ``prompt`` (``suffix``, ``system``,
+``template``, ``raw`` and ``context`` apply then) instead of ``messages``, as Ollama maps completions to
+generate.
 
     turn = ChatTurn(st, ChatJob(model=..., messages=[...], tools=[...], think=..., options={...}))
     await turn.find()                    # the stored model (404 before anything else)
@@ -60,9 +61,9 @@ class ChatJob:
     truncate: bool = True
     shift: bool | None = None            # Ollama's `shift` (None: the model's default)
     has_images: bool = False
-    suffix: str = ""                     # /v1/completions with a suffix: render the last message as an insert
-    # /api/generate
+    # /api/generate and /v1/completions
     prompt: str | None = None            # the prompt (None: a chat of `messages`)
+    suffix: str = ""                     # render the prompt as an insert (fill in the middle)
     system: str = ""                     # replaces the model's SYSTEM
     template: str = ""                   # a Go template that replaces the model's
     raw: bool = False                    # the prompt as is, no template
@@ -193,6 +194,7 @@ class ChatTurn:
             job.context = token_ids(job.context, "context", vocab_size(rec))
 
     async def acquire(self, request: Request) -> Lease:
+        self.st.vocabs.prefetch(self.rec.model_path)     # the tokenizer loads beside the runner
         self.lease = await self.st.lease(request, self.st.load_request(self.rec, self.job.options),
                                          self.job.keep_alive)
         self.t_loaded = time.perf_counter_ns()
@@ -208,7 +210,7 @@ class ChatTurn:
         assert self.lease is not None and self.tmpl is not None
         job, rec, tmpl = self.job, self.rec, self.tmpl
         vocabs = self.st.vocabs
-        n_ctx = self.st.n_ctx(self.lease)
+        n_ctx = self.lease.entry.n_ctx
         await tmpl.prepare()
 
         ctx = job.context
@@ -224,12 +226,6 @@ class ChatTurn:
             text, tokens = await self._render_prompt(tokenize, n_ctx)
             if ctx:
                 text = await vocabs.detokenize(rec.model_path, ctx) + text
-        elif job.suffix:
-            prompt = job.messages[-1]["content"] if job.messages else ""
-            text = await in_thread(lambda: tmpl.render_generate(prompt, suffix=job.suffix, think=self.think))
-            tokens = await tokenize(text)
-            if len(tokens) >= n_ctx:
-                raise P.too_long(len(tokens), n_ctx)
         else:
             msgs = job.messages
             history = list(rec.messages) + msgs
@@ -275,7 +271,7 @@ class ChatTurn:
         """The generation's events; the lease is released when they end (or are closed)."""
         assert self.lease is not None
         job = self.job
-        n_ctx = self.st.n_ctx(self.lease)
+        n_ctx = self.lease.entry.n_ctx
         if len(self.tokens) >= n_ctx:
             raise P.too_long(len(self.tokens), n_ctx)
         parser = self.parser()

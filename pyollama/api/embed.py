@@ -49,7 +49,7 @@ async def compute(request: Request, st: ServerState, model: str, inputs: list[st
         raise InvalidRequest("dimensions must not be negative")
     rec = await st.record(model)
     load = st.load_request(rec, options or {})
-    async with await st.lease(request, load, keep_alive, tokenizing=False) as lease:
+    async with await st.lease(request, load, keep_alive) as lease:
         t_loaded = time.perf_counter_ns()
         if not inputs:
             return None
@@ -92,7 +92,7 @@ async def embeddings(request: Request) -> Response:
     options = B.options(b)
     rec = await st.record(model)
     load = st.load_request(rec, options)
-    async with await st.lease(request, load, keep_alive, tokenizing=False) as lease:
+    async with await st.lease(request, load, keep_alive) as lease:
         if not text:
             return JSONResponse({"embedding": []})
         vectors, _ = await in_thread(lease.runner.embed, [text], True)
@@ -111,6 +111,7 @@ async def tokenize(request: Request) -> Response:
     options = B.options(b)
     rec = await st.record(model)
     load = st.load_request(rec, options)
+    st.vocabs.prefetch(rec.model_path)           # loads beside the model
     async with await st.lease(request, load, keep_alive):
         tokens = await st.vocabs.tokenize(rec.model_path, text, bool(add_special), bool(parse_special)) if text else []
     return JSONResponse({"model": model, "tokens": list(tokens)})
@@ -126,6 +127,7 @@ async def detokenize(request: Request) -> Response:
     rec = await st.record(model)
     tokens = token_ids(b.get("tokens") if b.get("tokens") is not None else [], "tokens", vocab_size(rec))
     load = st.load_request(rec, options)
+    st.vocabs.prefetch(rec.model_path)
     async with await st.lease(request, load, keep_alive):
         text = await st.vocabs.detokenize(rec.model_path, tokens) if tokens else ""
     return JSONResponse({"model": model, "content": text})

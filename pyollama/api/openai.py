@@ -329,7 +329,7 @@ async def completions(request: Request) -> Response | EventStream:
         raise InvalidRequest("logprobs must be between 0 and 20")
     stream = bool(B.boolean(b, "stream"))
     include_usage = stream and bool((B.obj(b, "stream_options") or {}).get("include_usage"))
-    job = ChatJob(model=model, messages=[{"role": "user", "content": prompt}], suffix=suffix,
+    job = ChatJob(model=model, messages=[], prompt=prompt, suffix=suffix,
                   options=sampling(b), logprobs=n_logprobs is not None, top_logprobs=n_logprobs or 0)
     turn = ChatTurn(st, job)
     events = await turn.launch(request, t_start)

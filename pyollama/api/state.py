@@ -49,12 +49,12 @@ class ServerState:
         if not name:
             raise ModelNotFound(f"model '{name}' not found")
         try:
-            ModelName.parse(name)
+            parsed = ModelName.parse(name)
         except InvalidModelName:
             raise InvalidModelName("invalid model name") from None
         if name.endswith((":cloud", "-cloud")):
             raise ModelNotFound(f"model '{name}' not found")   # ollama.com cloud models are out of scope
-        stamp = self._stamp(name)
+        stamp = self._stamp(parsed)
         hit = self._records.get(name)
         if hit is not None and stamp is not None and hit[0] == stamp:
             self._records.move_to_end(name)
@@ -71,15 +71,14 @@ class ServerState:
                 self._records.popitem(last=False)
         return rec
 
-    def _stamp(self, name: str) -> tuple[int, int, int] | None:
+    def _stamp(self, name: ModelName) -> tuple[int, int, int] | None:
         """The manifest file's identity (mtime, size, inode) when ``name`` names it exactly, else None (no
         caching: another casing, a digest pin). A manifest rewritten by create, pull or copy changes it;
         the blobs a record reads are content-addressed and never change under it."""
+        if name.digest:
+            return None
         try:
-            n = self.store.parse_name(name)
-            if n.digest:
-                return None
-            st = os.stat(self.store.manifests.path(n))
+            st = os.stat(self.store.manifests.path(name))
         except (OSError, InvalidModelName):
             return None
         return st.st_mtime_ns, st.st_size, st.st_ino
@@ -93,12 +92,9 @@ class ServerState:
         return dataclasses.replace(
             load, requested=tuple(k for k in MEMORY_OPTIONS if (options or {}).get(k) is not None))
 
-    async def lease(self, request: Request, load: LoadRequest, keep_alive: float | None, *,
-                    tokenizing: bool = True) -> Lease:
+    async def lease(self, request: Request, load: LoadRequest, keep_alive: float | None) -> Lease:
         """Wait for a runner; a client that leaves while waiting is taken out of the queue (499). A model
         that does not fit because of the request's own options is the request's error (400)."""
-        if tokenizing:
-            self.vocabs.prefetch(load.spec.model_path)     # loads beside the runner, for tokenizing
         try:
             return await until_disconnected(request.receive, self.sched.acquire(load, keep_alive))
         except InsufficientMemory as e:
@@ -107,7 +103,3 @@ class ServerState:
             s = load.spec
             asked = ", ".join(f"{k} {getattr(s, SPEC_FIELD[k])}" for k in load.requested)
             raise InvalidRequest(f"{e} (with {asked} from the request's options)") from None
-
-    def n_ctx(self, lease: Lease) -> int:
-        """The context each slot of this runner has (after the runner's own rounding and clamping)."""
-        return lease.entry.n_ctx

@@ -394,17 +394,13 @@ class ProcessRunner:
 
 def _settle(fut, ok: bool, value) -> None:
     """Resolve a call's future, a concurrent one or one of an event loop (asubmit), from any thread."""
-    if isinstance(fut, asyncio.Future):
-        loop = fut.get_loop()
+    if isinstance(fut, asyncio.Future) and not _on_loop(fut.get_loop()):
         try:
-            if _on_loop(loop):
-                _set(fut, ok, value)
-            else:
-                loop.call_soon_threadsafe(_set, fut, ok, value)
+            fut.get_loop().call_soon_threadsafe(_set, fut, ok, value)
         except RuntimeError:             # that loop is closed: nobody waits for the answer
             pass
-    elif not fut.done():
-        (fut.set_result if ok else fut.set_exception)(value)
+    else:
+        _set(fut, ok, value)
 
 
 def _set(fut, ok: bool, value) -> None:

@@ -180,11 +180,12 @@ class Stream:
         return ev
 
     def __iter__(self) -> Iterator[Event]:
+        ready = threading.Event()
         while True:
-            ready = threading.Event()
             evs = self._take(ready.set)
             if evs is None:
                 ready.wait()
+                ready.clear()
                 continue
             for ev in evs:
                 yield self._handle(ev)
@@ -194,12 +195,24 @@ class Stream:
     async def __aiter__(self) -> AsyncIterator[Event]:
         loop = asyncio.get_running_loop()
         thread = threading.get_ident()
+        ready = asyncio.Event()
+
+        def wake() -> None:
+            # Directly on the loop's own thread (a reader callback there produced the event), through
+            # call_soon_threadsafe from any other.
+            if threading.get_ident() == thread:
+                ready.set()
+            else:
+                try:
+                    loop.call_soon_threadsafe(ready.set)
+                except RuntimeError:    # the loop is closed: nobody is waiting any more
+                    pass
         try:
             while True:
-                fut = loop.create_future()
-                evs = self._take(_wake_future(loop, thread, fut))
+                evs = self._take(wake)
                 if evs is None:
-                    await fut
+                    await ready.wait()
+                    ready.clear()
                     continue
                 for ev in evs:
                     yield self._handle(ev)
@@ -208,22 +221,3 @@ class Stream:
         finally:
             if self.done is None:
                 self.cancel()                   # the consumer went away (client disconnected)
-
-
-def _wake_future(loop: asyncio.AbstractEventLoop, thread: int, fut: asyncio.Future) -> Callable[[], None]:
-    """A callable that resolves ``fut`` from any thread: directly on the loop's own thread (a reader
-    callback there produced the event), through call_soon_threadsafe from any other."""
-    def wake() -> None:
-        if threading.get_ident() == thread:
-            _resolve(fut)
-        else:
-            try:
-                loop.call_soon_threadsafe(_resolve, fut)
-            except RuntimeError:        # the loop is closed: nobody is waiting any more
-                pass
-    return wake
-
-
-def _resolve(fut: asyncio.Future) -> None:
-    if not fut.done():
-        fut.set_result(None)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-
 from pyollama import _native
 from pyollama.api import vocabs as V
 from pyollama.errors import ModelLoadError

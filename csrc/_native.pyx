@@ -12,7 +12,7 @@ upstream). A Context, its KVCache, a Batch and a Sampler belong to one thread at
 """
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, calloc, realloc, free
-from libc.string cimport memcpy, memset, strncpy
+from libc.string cimport memcpy, memset, strcmp, strncpy
 from libcpp cimport bool as cbool
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from ggml cimport *

@@ -42,6 +42,31 @@ cdef class Vocab:
                  LLAMA_VOCAB_TYPE_PLAMO2: "plamo2", LLAMA_VOCAB_TYPE_TEST: "test"}
         return names.get(llama_get_vocab_type(self._v()), "unknown")
 
+    def mismatch(self, Vocab other not None):
+        """Why ``other`` cannot draft for this vocabulary (speculative decoding), or None: upstream's rule
+        (same type, same BOS/EOS use, sizes within 128, equal token texts from id 5 on)."""
+        cdef const llama_vocab * a = self._v()
+        cdef const llama_vocab * b = other._v()
+        if llama_get_vocab_type(a) != llama_get_vocab_type(b):
+            return f"the tokenizer types differ ({self.type} and {other.type})"
+        if llama_vocab_get_add_bos(a) != llama_vocab_get_add_bos(b) or (
+                llama_vocab_get_add_bos(a) and llama_vocab_bos(a) != llama_vocab_bos(b)):
+            return "the BOS tokens differ"
+        if llama_vocab_get_add_eos(a) != llama_vocab_get_add_eos(b) or (
+                llama_vocab_get_add_eos(a) and llama_vocab_eos(a) != llama_vocab_eos(b)):
+            return "the EOS tokens differ"
+        if abs(self.n_tokens - other.n_tokens) > 128:
+            return f"the vocabulary sizes differ too much ({self.n_tokens} and {other.n_tokens})"
+        cdef int32_t i, n = min(self.n_tokens, other.n_tokens), bad = -1
+        with nogil:
+            for i in range(5, n):
+                if strcmp(llama_vocab_get_text(a, i), llama_vocab_get_text(b, i)) != 0:
+                    bad = i
+                    break
+        if bad >= 0:
+            return f"token {bad} differs ({self.text(bad)!r} and {other.text(bad)!r})"
+        return None
+
     def tokenize(self, text, *, bint add_special=True, bint parse_special=False):
         """Text (str or UTF-8 bytes) → list of token ids.
 

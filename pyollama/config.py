@@ -276,8 +276,9 @@ VARS: tuple[Var, ...] = (
         "Self-speculative decoding: drafts from n-grams of each sequence's own prompt and output, verified "
         "in one batch (pays when answers copy the prompt). off, or upstream's drafters: ngram-simple, "
         "ngram-map-k, ngram-map-k4v, ngram-mod (default off: on a CPU a draft verified in a batch uses "
-        "other attention kernels than one token at a time, so long greedy outputs may differ in the last "
-        "bits)", ollama=False),
+        "other kernels than one token at a time, so greedy outputs may part from those without). With a "
+        "model that has a draft model (DRAFT), these are asked first and the draft model where they "
+        "have nothing", ollama=False),
     Var("DRAFT_MAX", _draft_max, 8,
         "Longest draft with PYOLLAMA_SPECULATIVE (default 8; each sequence adapts below it)", ollama=False),
     Var("CACHE_RAM", parse_size, None,

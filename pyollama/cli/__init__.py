@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("model", metavar="MODEL")
     c.add_argument("-f", "--file", default="Modelfile", help="Name of the Modelfile (default \"Modelfile\")")
     c.add_argument("-q", "--quantize", default="", help="Quantize model to this level (e.g. q4_K_M, q8_0)")
+    c.add_argument("--draft-quantize", default="", help="Quantize the draft model to this level (e.g. q4_K_M, q8_0)")
 
     s = add("show", _cmd("models", "cmd_show"), "Show information for a model")
     s.add_argument("model", metavar="MODEL")

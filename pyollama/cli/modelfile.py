@@ -45,7 +45,7 @@ def _upload_source(client: Client, path: Path, show: Progress) -> dict[str, str]
     return {name: client.upload_blob(path, show)}
 
 
-def read_modelfile(name: str, modelfile: Path, *, quantize: str) -> Any:
+def read_modelfile(name: str, modelfile: Path, *, quantize: str, draft_quantize: str = "") -> Any:
     """Parse and check ``modelfile`` (a :class:`~pyollama.store.CreateRequest` with local paths)."""
     from pyollama.store import CreateRequest
 
@@ -58,7 +58,8 @@ def read_modelfile(name: str, modelfile: Path, *, quantize: str) -> Any:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            req = CreateRequest.from_modelfile(name, text, base_dir=modelfile.parent, quantize=quantize)
+            req = CreateRequest.from_modelfile(name, text, base_dir=modelfile.parent, quantize=quantize,
+                                               draft_quantize=draft_quantize)
     except ValueError as e:          # ModelfileError, CreateError, InvalidModelName, OptionError
         raise ClientError(str(e), 400) from None
     for w in caught:                 # e.g. a removed legacy PARAMETER: accepted, ignored, said once
@@ -85,7 +86,7 @@ def create_body(client: Client, req: Any, *, show: Progress) -> dict[str, Any]:
         body["adapters"] = adapters
     if req.draft_path is not None:
         body["draft_files"] = _upload_source(client, req.draft_path, show)
-    for key in ("template", "system", "renderer", "parser", "requires", "quantize"):
+    for key in ("template", "system", "renderer", "parser", "requires", "quantize", "draft_quantize"):
         value = getattr(req, key)
         if value:
             body[key] = value

@@ -141,7 +141,8 @@ def cmd_push(args: argparse.Namespace) -> int:
 def cmd_create(args: argparse.Namespace) -> int:
     from pyollama.cli.modelfile import create_body, read_modelfile
 
-    req = read_modelfile(args.model, Path(args.file).expanduser().absolute(), quantize=args.quantize or "")
+    req = read_modelfile(args.model, Path(args.file).expanduser().absolute(), quantize=args.quantize or "",
+                         draft_quantize=args.draft_quantize or "")
     client = connect()
     with progress_for(sys.stderr) as show:
         show({"status": "gathering model components"})

@@ -37,6 +37,7 @@ from pyollama.engine.llm import common_prefix, generation_limits, l2_normalize, 
 from pyollama.engine.sampling import SamplingParams, TokenSampler
 from pyollama.engine.stops import StopMatcher
 from pyollama.errors import InvalidRequest, PyollamaError
+from pyollama.runner.draftmodel import ModelDrafter
 from pyollama.runner.promptcache import PromptCache, Saved, shared_prefix
 from pyollama.runner.speculate import SpecState, Speculator
 from pyollama.runner.types import DoneEvent, ErrorEvent, SeqRequest, Stream, TokenEvent
@@ -92,7 +93,8 @@ class BatchLoop:
 
     def __init__(self, model: _native.Model, *, num_ctx: int, parallel: int, num_batch: int,
                  num_thread: int, flash_attn="auto", kv_cache_type: str = "f16", embedding: bool = False,
-                 adapters=(), cache_ram: int = 0, speculative: str = "", draft_max: int = 8):
+                 adapters=(), cache_ram: int = 0, speculative: str = "", draft_max: int = 8,
+                 draft_model: _native.Model | None = None, draft_num_predict: int = 4):
         self.model = model
         self.vocab = model.vocab
         self.parallel = parallel
@@ -111,8 +113,15 @@ class BatchLoop:
         self.n_swa = model.n_swa
         self.cache = PromptCache(cache_ram)
         # Drafts need rejected cells removed again: not for recurrent state, which cannot drop a range.
-        can_draft = not (model.is_recurrent or model.is_hybrid)
-        self.spec = Speculator(parallel, types=speculative if can_draft else "", max_draft=draft_max)
+        can_draft = not (model.is_recurrent or model.is_hybrid) and not embedding
+        drafters = []
+        if can_draft and speculative:
+            drafters.append((_native.Drafter(speculative, n_seq=parallel, size_n=3, size_m=draft_max), draft_max))
+        if can_draft and draft_model is not None and draft_num_predict > 0:
+            drafters.append((ModelDrafter(draft_model, model, n_seq=parallel, n_ctx_seq=self.n_ctx_slot,
+                                          n_batch=num_batch, n_threads=num_thread, flash_attn=flash_attn),
+                             draft_num_predict))
+        self.spec = Speculator(drafters)
         self.copies = 0                 # prompts that took another slot's KV
         self.copy_tokens = 0
         self.n_batch = self.ctx.n_batch
@@ -303,6 +312,18 @@ class BatchLoop:
         if self.cache.covers(key) or self.ctx.seq_state_size(slot.id) + key.nbytes > self.cache.budget:
             return                                # already kept, or could never be (no copy made)
         self.cache.put(key, self.ctx.seq_state(slot.id))
+
+    def allocated(self) -> list[dict]:
+        """Bytes per device (``Context.allocated``'s entries) of the context and a draft model's, summed
+        by device."""
+        out: dict[str, dict] = {}
+        ctxs = [self.ctx] + [d.ctx for d, _ in self.spec.drafters if isinstance(d, ModelDrafter)]
+        for ctx in ctxs:
+            for u in ctx.allocated():
+                e = out.setdefault(u["device"], {**u, "model": 0, "context": 0, "compute": 0})
+                for k in ("model", "context", "compute"):
+                    e[k] += u[k]
+        return list(out.values())
 
     def stats(self) -> dict:
         """Figures for /metrics: slots, KV cells, prompt cache. Read from any thread (a snapshot that

@@ -35,6 +35,7 @@ class Runner:
     def __init__(self, spec: RunnerSpec):
         self.spec = spec
         self.model: _native.Model | None = None
+        self.draft: _native.Model | None = None      # the draft model (speculative decoding), if any
         self.loop: BatchLoop | None = None
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._wake = threading.Event()
@@ -61,10 +62,15 @@ class Runner:
         self.model = _native.Model(s.model_path, n_gpu_layers=s.num_gpu, main_gpu=s.main_gpu, use_mmap=s.use_mmap,
                                    devices=list(s.devices) or None, fit=self._fit())
         self._adapters = [(_native.LoraAdapter(self.model, p), scale) for p, scale in s.adapters]
+        if s.draft_model and s.draft_num_predict > 0 and not s.embedding:
+            # On the GPUs with the target unless the target itself was split by a fit or kept off them.
+            self.draft = _native.Model(s.draft_model, n_gpu_layers=0 if s.num_gpu == 0 or s.fit_margin else -1,
+                                       main_gpu=s.main_gpu, use_mmap=s.use_mmap, devices=list(s.devices) or None)
         self.loop = BatchLoop(self.model, num_ctx=s.num_ctx, parallel=s.parallel, num_batch=s.num_batch,
                               num_thread=s.num_thread or default_threads(), flash_attn=s.flash_attn,
                               kv_cache_type=s.kv_cache_type, embedding=s.embedding, adapters=self._adapters,
-                              cache_ram=s.cache_ram, speculative=s.speculative, draft_max=s.draft_max)
+                              cache_ram=s.cache_ram, speculative=s.speculative, draft_max=s.draft_max,
+                              draft_model=self.draft, draft_num_predict=s.draft_num_predict)
         self._thread = threading.Thread(target=self._run, name=f"runner:{os.path.basename(s.model_path)}",
                                         daemon=True)
         self._thread.start()
@@ -112,6 +118,9 @@ class Runner:
         for a, _ in self._adapters:
             a.close()
         self._adapters = []
+        if self.draft is not None:
+            self.draft.close()
+            self.draft = None
         if self.model is not None:
             self.model.close()
             self.model = None
@@ -172,7 +181,7 @@ class Runner:
         if m is None:
             return RunnerInfo(parallel=self.spec.parallel, embedding_only=self.spec.embedding)
         v = m.vocab
-        memory = tuple(self.loop.ctx.allocated()) if self.loop else ()
+        memory = tuple(self.loop.allocated()) if self.loop else ()
         vram = sum(u["model"] + u["context"] + u["compute"] for u in memory if u["type"] in ("gpu", "igpu"))
         return RunnerInfo(
             n_ctx=self.loop.n_ctx_slot if self.loop else 0, parallel=self.spec.parallel,

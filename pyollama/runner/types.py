@@ -35,6 +35,8 @@ class RunnerSpec:
     cache_ram: int = 0           # bytes of host memory for the prompt cache (0: off)
     speculative: str = ""        # self-speculative decoding: upstream's n-gram drafters, comma separated ("": off)
     draft_max: int = 8           # the longest draft
+    draft_model: str = ""        # a smaller model with the same vocabulary that drafts ("": none)
+    draft_num_predict: int = 4   # its longest draft (Ollama's option; 0 = the draft model is not loaded)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ never changes); safe from any thread.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -28,6 +29,7 @@ from pyollama.store import gguf_meta
 MIN_CTX = 4
 MAX_PARALLEL = 256               # LLAMA_MAX_SEQ at the pin: sequences one context can hold
 MAX_CELLS = (1 << 32) - 1        # n_ctx is a uint32_t in llama_context_params
+MAX_DRAFT = 64                   # a longer draft costs more to verify than it can save
 THREADS_PER_CPU = 4              # beyond this, more threads only contend; larger values are typos
 log = logging.getLogger("pyollama.scheduler")
 
@@ -57,8 +59,8 @@ def _int_opt(opts: Mapping[str, Any], key: str, default: int) -> int:
 
 
 def runner_spec(model_path: str | Path, opts: Mapping[str, Any], cfg: Config, *, info: gguf_meta.GGUFInfo,
-                adapters: tuple[str, ...] = (), total_vram: int = 0) -> RunnerSpec:
-    """The RunnerSpec for ``opts`` (merged options)."""
+                adapters: tuple[str, ...] = (), total_vram: int = 0, draft: str | Path | None = None) -> RunnerSpec:
+    """The RunnerSpec for ``opts`` (merged options); ``draft`` is the model's draft model, if it has one."""
     embedding = info.is_embedding
     num_ctx = _int_opt(opts, "num_ctx", 0)
     if num_ctx < 0:
@@ -88,13 +90,18 @@ def runner_spec(model_path: str | Path, opts: Mapping[str, Any], cfg: Config, *,
         raise InvalidRequest(f"num_thread must be between 0 (automatic) and {THREADS_PER_CPU * cpus} "
                              f"({THREADS_PER_CPU} per CPU; this machine has {cpus}), not {num_thread}")
     use_mmap = opts.get("use_mmap")
+    # Ollama's draft_num_predict: 4 when the model has a draft model; 0 leaves the draft model unloaded.
+    draft_n = _int_opt(opts, "draft_num_predict", 4) if draft and not embedding else 0
+    if not 0 <= draft_n <= MAX_DRAFT:
+        raise InvalidRequest(f"draft_num_predict must be between 0 and {MAX_DRAFT}, not {draft_n}")
     return RunnerSpec(
         model_path=str(model_path), adapters=tuple((str(a), 1.0) for a in adapters), num_ctx=num_ctx,
         num_batch=num_batch, num_gpu=_int_opt(opts, "num_gpu", -1), main_gpu=_int_opt(opts, "main_gpu", 0),
         num_thread=num_thread, use_mmap=True if use_mmap is None else bool(use_mmap), parallel=parallel,
         embedding=embedding, flash_attn=cfg.flash_attention, kv_cache_type=cfg.kv_cache_type or "f16",
         kv_adapt=not cfg.kv_cache_type, cache_ram=0 if embedding else _cache_ram(cfg),
-        speculative="" if embedding or cfg.speculative == "off" else cfg.speculative, draft_max=cfg.draft_max)
+        speculative="" if embedding or cfg.speculative == "off" else cfg.speculative, draft_max=cfg.draft_max,
+        draft_model=str(draft) if draft_n else "", draft_num_predict=draft_n)
 
 
 def _cache_ram(cfg: Config) -> int:
@@ -104,14 +111,21 @@ def _cache_ram(cfg: Config) -> int:
 
 
 def load_request(name: str, model_path: str | Path, opts: Mapping[str, Any], cfg: Config, *,
-                 adapters: tuple[str, ...] = (), total_vram: int = 0, info: dict | None = None) -> LoadRequest:
+                 adapters: tuple[str, ...] = (), total_vram: int = 0, info: dict | None = None,
+                 draft: str | Path | None = None) -> LoadRequest:
     """Everything the scheduler needs for one request. ``name`` is what ``/api/ps`` shows."""
     hdr = header(model_path)
     # The scheduler measures the model natively in this process: refuse the headers llama.cpp aborts on.
     gguf_meta.check_loadable(model_path)
-    spec = runner_spec(model_path, opts, cfg, info=hdr, adapters=adapters, total_vram=total_vram)
+    spec = runner_spec(model_path, opts, cfg, info=hdr, adapters=adapters, total_vram=total_vram, draft=draft)
     adapters_size = sum(os.path.getsize(a) for a in adapters if os.path.exists(a))
     est = estimate(hdr.kv, file_size=os.path.getsize(model_path), adapters_size=adapters_size,
                    num_ctx=spec.num_ctx, parallel=spec.parallel, num_batch=spec.num_batch,
                    kv_cache_type=spec.kv_cache_type)
+    if spec.draft_model:
+        # Loaded beside the target, with a context as large (its KV is in f16, as upstream's draft cache).
+        gguf_meta.check_loadable(spec.draft_model)
+        d = estimate(header(spec.draft_model).kv, file_size=os.path.getsize(spec.draft_model),
+                     num_ctx=spec.num_ctx, parallel=spec.parallel, num_batch=spec.num_batch)
+        est = dataclasses.replace(est, weights=est.weights + d.weights, kv=est.kv + d.kv, graph=est.graph + d.graph)
     return LoadRequest(key=str(model_path), name=name, spec=spec, estimate=est, info=dict(info or {}))

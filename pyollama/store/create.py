@@ -134,6 +134,26 @@ class _Creator:
             quant.check_source(base.file_type_name)
             # llama_model_quantize reads the hyperparameters in this process: refuse what it would abort on
             gguf_meta.check_loadable(base.path)
+        if req.draft_quantize:
+            draft = self._planned_draft_path()
+            if draft is None:
+                raise CreateError("draft_quantize needs a draft model (DRAFT or draft_files)")
+            info = gguf_meta.read(draft, max_array=0)
+            if info.file_type_name != req.draft_quantize:
+                quant.check_source(info.file_type_name)
+                gguf_meta.check_loadable(draft)
+
+    def _planned_draft_path(self) -> Path | None:
+        """The draft model's weights as this create will store them (given, or inherited)."""
+        if self.req.draft_path is not None:
+            return self.req.draft_path
+        if self.req.draft_files:
+            return self.store.blobs.path(next(iter(self.req.draft_files.values())))
+        if self.base_name is not None:
+            for layer in self.store.manifests.read(self.base_name).layers:
+                if layer.media_type == mf.MEDIA_DRAFT and self.store.blobs.has(layer.digest):
+                    return self.store.blobs.path(layer.digest)
+        return None
 
     def _planned_model_info(self) -> gguf_meta.GGUFInfo | None:
         for _, info in self.local_gguf:
@@ -258,29 +278,32 @@ class _Creator:
             self.base.append(_Layer(draft))
 
     def _quantize(self) -> Iterator[Event]:
-        want = self.req.quantize
-        if not want:
-            return
-        for i, x in enumerate(self.base):
-            if x.layer.media_type != mf.MEDIA_MODEL or x.info is None:
+        """``quantize`` applies to the model's weights, ``draft_quantize`` to its draft model's."""
+        for media, want, what in ((mf.MEDIA_MODEL, self.req.quantize, "model"),
+                                  (mf.MEDIA_DRAFT, self.req.draft_quantize, "draft model")):
+            if not want:
                 continue
-            have = x.info.file_type_name
-            if have == want:
-                continue
-            quant.check_source(have)
-            gguf_meta.check_loadable(self.store.blobs.path(x.layer.digest))
-            status = f"quantizing {have} model to {want}"
-            total = x.layer.size
-            yield {"status": status, "digest": x.layer.digest, "total": total, "completed": 0}
-            tmp = self.store.blobs.temp_path(f"-{want}")
-            try:
-                quant.quantize(self.store.blobs.path(x.layer.digest), tmp, want, self.nthread)
-                layer = self._adopt(tmp, mf.MEDIA_MODEL)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-            yield {"status": status, "digest": x.layer.digest, "total": total, "completed": total}
-            self.base[i] = _Layer(layer, gguf_meta.read(self.store.blobs.path(layer.digest), max_array=0))
+            for i, x in enumerate(self.base):
+                if x.layer.media_type != media:
+                    continue
+                info = x.info or gguf_meta.read(self.store.blobs.path(x.layer.digest), max_array=0)
+                have = info.file_type_name
+                if have == want:
+                    continue
+                quant.check_source(have)
+                gguf_meta.check_loadable(self.store.blobs.path(x.layer.digest))
+                status = f"quantizing {have} {what} to {want}"
+                total = x.layer.size
+                yield {"status": status, "digest": x.layer.digest, "total": total, "completed": 0}
+                tmp = self.store.blobs.temp_path(f"-{want}")
+                try:
+                    quant.quantize(self.store.blobs.path(x.layer.digest), tmp, want, self.nthread)
+                    layer = self._adopt(tmp, media)
+                finally:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(tmp)
+                yield {"status": status, "digest": x.layer.digest, "total": total, "completed": total}
+                self.base[i] = _Layer(layer, gguf_meta.read(self.store.blobs.path(layer.digest), max_array=0))
 
     def _small_layers(self, layers: list[mf.Layer]) -> list[mf.Layer]:
         req = self.req
@@ -412,9 +435,10 @@ def create(store: Store, request: CreateRequest, *, pull: PullFn | None = None,
 
 def create_from_modelfile(store: Store, model: str, modelfile: str | bytes, *,
                           base_dir: str | os.PathLike[str] | None = None, quantize: str = "",
-                          nthread: int = 0) -> Iterator[Event]:
+                          draft_quantize: str = "", nthread: int = 0) -> Iterator[Event]:
     """Parse a Modelfile and create ``model`` from it (library / in-process CLI use)."""
-    req = CreateRequest.from_modelfile(model, modelfile, base_dir=base_dir, quantize=quantize)
+    req = CreateRequest.from_modelfile(model, modelfile, base_dir=base_dir, quantize=quantize,
+                                       draft_quantize=draft_quantize)
     return create(store, req, nthread=nthread)
 
 

@@ -42,6 +42,7 @@ class CreateRequest:
     parameters: dict[str, Any] = field(default_factory=dict)
     messages: list[dict[str, Any]] = field(default_factory=list)
     quantize: str = ""
+    draft_quantize: str = ""
     renderer: str = ""
     parser: str = ""
     requires: str = ""
@@ -88,19 +89,20 @@ class CreateRequest:
                   adapters=mapping("adapters"), draft_files=mapping("draft_files"),
                   template=text("template"), system=text("system"), license=licenses,
                   parameters=dict(params), messages=list(msgs),
-                  quantize=text("quantize") or text("quantization"),
+                  quantize=text("quantize") or text("quantization"), draft_quantize=text("draft_quantize"),
                   renderer=text("renderer"), parser=text("parser"), requires=text("requires"))
         req.validate()
         return req
 
     @classmethod
     def from_modelfile(cls, model: str, modelfile: mfile.Modelfile | str | bytes, *,
-                       base_dir: str | os.PathLike[str] | None = None, quantize: str = "") -> CreateRequest:
+                       base_dir: str | os.PathLike[str] | None = None, quantize: str = "",
+                       draft_quantize: str = "") -> CreateRequest:
         """From a Modelfile, as ``ollama create -f`` does: FROM/ADAPTER/DRAFT paths are expanded
         (absolute, ``~``, or relative to ``base_dir``); a FROM that is no existing path is a model name."""
         mf = modelfile if isinstance(modelfile, mfile.Modelfile) else mfile.parse(modelfile)
         base = Path(base_dir) if base_dir is not None else Path.cwd()
-        req = cls(model=model, quantize=quantize)
+        req = cls(model=model, quantize=quantize, draft_quantize=draft_quantize)
         first_from = True
         for c in mf.commands:
             if c.instruction == "FROM":
@@ -156,6 +158,8 @@ class CreateRequest:
         self.messages = [_check_message(m) for m in self.messages]
         if self.quantize:
             self.quantize = normalize_quant(self.quantize)
+        if self.draft_quantize:
+            self.draft_quantize = normalize_quant(self.draft_quantize)
         if self.requires and not _SEMVER_RE.fullmatch(self.requires):
             raise CreateError("requires must be a valid semver (e.g. 0.14.0)")
 

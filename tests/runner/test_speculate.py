@@ -35,8 +35,9 @@ def test_drafter_continues_an_earlier_occurrence():
 
 
 def test_adaptive_limit():
-    s = Speculator(1, types="ngram-simple", max_draft=8, size_n=3)
+    s = Speculator.ngram(1, "ngram-simple", max_draft=8, size_n=3)
     st = s.begin(0, list(range(40)) * 2)           # the history repeats itself: every draft matches
+    src = st.sources[0]
 
     def verify(n_ok):
         draft = s.draft(0, st, [0], 64)        # history ... 38 39, then 0 (pending): as before
@@ -44,13 +45,13 @@ def test_adaptive_limit():
         s.verified(0, st, draft, min(n_ok, len(draft)))
         return draft
 
-    st.limit = 4
-    assert len(verify(99)) == 4 and st.limit == 8  # accepted whole: the limit doubles
-    assert len(verify(99)) == 8 and st.limit == 8  # capped at max_draft
+    src.limit = 4
+    assert len(verify(99)) == 4 and src.limit == 8  # accepted whole: the limit doubles
+    assert len(verify(99)) == 8 and src.limit == 8  # capped at max_draft
     for _ in range(3):
         verify(0)                                  # rejected: halves, then pauses
-    assert st.limit == 2 and st.paused == PAUSE_STEPS
-    assert s.draft(0, st, [0], 8) == [] and st.paused == PAUSE_STEPS - 1
+    assert src.limit == 2 and src.paused == PAUSE_STEPS
+    assert s.draft(0, st, [0], 8) == [] and src.paused == PAUSE_STEPS - 1
     assert s.stats()["drafts"] == 5
 
 

@@ -10,6 +10,7 @@ import pytest
 from store_helpers import run
 
 from pyollama.store import CreateRequest, Store, create, gguf_meta, model_path, show
+from pyollama.store.model import load as load_record
 from pyollama.store.quantize import UnsupportedQuantization, normalize
 from tests.tiny_gguf import save, write_tiny_gguf
 
@@ -99,3 +100,22 @@ def test_quantize_converted_minilm(store: Store, minilm_dir: Path) -> None:
     run(create(store, CreateRequest(model="minilm:q8", from_path=minilm_dir, quantize="q8_0")))
     assert gguf_meta.read(model_path(store, "minilm:q8")).file_type_name == "Q8_0"
     assert importlib.util.find_spec("pyollama._native") is not None
+
+
+@needs_native
+@pytest.mark.model
+def test_draft_quantize_quantizes_the_draft_model_only(store: Store, smollm2_path: Path, tiny_model_path: Path) -> None:
+    with pytest.raises(Exception, match="draft_quantize needs a draft model"):
+        run(create(store, CreateRequest(model="x", from_path=smollm2_path, draft_quantize="q8_0")))
+    with pytest.raises(UnsupportedQuantization, match=r"\(this one is Q4_1\)"):
+        run(create(store, CreateRequest(model="x", from_path=tiny_model_path, draft_path=smollm2_path,
+                                        draft_quantize="q8_0")))
+    assert not store.root.exists()                       # refused before anything was written
+    have = gguf_meta.read(tiny_model_path, max_array=0).file_type_name
+    ev = run(create(store, CreateRequest(model="smol-drafted", from_path=smollm2_path, draft_path=tiny_model_path,
+                                         draft_quantize="q8_0")))
+    assert any(e.get("status") == f"quantizing {have} draft model to Q8_0" for e in ev)
+    rec = load_record(store, "smol-drafted")
+    assert gguf_meta.read(rec.draft_path, max_array=0).file_type_name == "Q8_0"
+    assert rec.model_path.read_bytes()[:1 << 16] == smollm2_path.read_bytes()[:1 << 16]   # untouched
+    assert "\nDRAFT " in show(store, "smol-drafted")["modelfile"]

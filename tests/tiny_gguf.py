@@ -233,3 +233,61 @@ def write_random_llama(path: Path, vocab_gguf: Path, *, n_embd: int, n_layer: in
             t("output.weight", n_vocab, n_embd)
     save(w)
     return path
+
+
+_COPY_KEYS_WPM = _COPY_KEYS + ("tokenizer.ggml.seperator_token_id", "tokenizer.ggml.padding_token_id",
+                               "tokenizer.ggml.cls_token_id", "tokenizer.ggml.mask_token_id",
+                               "tokenizer.ggml.token_type_count")
+
+
+def write_tiny_bert(path: Path, vocab_gguf: Path, *, rerank: bool = False, seed: int = 0, n_embd: int = 64,
+                    n_layer: int = 2, n_head: int = 4, n_ff: int = 128, n_ctx: int = 512) -> Path:
+    """A random-weight BERT encoder with ``vocab_gguf``'s WordPiece tokenizer (the vendored bert-bge vocab):
+    mean pooling, or with ``rerank`` a classifier head (``cls``, ``cls.output``: one score) and rank
+    pooling, as llama.cpp's converter writes a cross-encoder reranker."""
+    rng = np.random.default_rng(seed)
+    src = gguf.GGUFReader(vocab_gguf)
+    n_vocab = len(src.fields["tokenizer.ggml.tokens"].contents())
+    w = gguf.GGUFWriter(path, "bert")
+    w.add_name(f"tiny-bert-{'reranker' if rerank else 'embed'}-{seed}")
+    w.add_context_length(n_ctx)
+    w.add_embedding_length(n_embd)
+    w.add_block_count(n_layer)
+    w.add_feed_forward_length(n_ff)
+    w.add_head_count(n_head)
+    w.add_layer_norm_eps(1e-12)
+    w.add_causal_attention(False)
+    w.add_pooling_type(gguf.PoolingType.RANK if rerank else gguf.PoolingType.MEAN)
+    w.add_file_type(gguf.LlamaFileType.ALL_F32)
+    for key in _COPY_KEYS_WPM:
+        if key in src.fields:
+            _copy_field(w, src.fields[key])
+
+    def t(tensor: str, *shape: int, scale: float = 0.05) -> None:
+        w.add_tensor(tensor, (rng.standard_normal(shape) * scale).astype(np.float32))
+
+    def norm(tensor: str) -> None:
+        w.add_tensor(tensor + ".weight", (1 + rng.standard_normal(n_embd) * 0.05).astype(np.float32))
+        t(tensor + ".bias", n_embd)
+
+    t("token_embd.weight", n_vocab, n_embd, scale=0.5)
+    t("token_types.weight", 2, n_embd)
+    t("position_embd.weight", n_ctx, n_embd)
+    norm("token_embd_norm")
+    for i in range(n_layer):
+        for name in ("attn_q", "attn_k", "attn_v", "attn_output"):
+            t(f"blk.{i}.{name}.weight", n_embd, n_embd, scale=0.15)
+            t(f"blk.{i}.{name}.bias", n_embd)
+        norm(f"blk.{i}.attn_output_norm")
+        t(f"blk.{i}.ffn_up.weight", n_ff, n_embd, scale=0.15)
+        t(f"blk.{i}.ffn_up.bias", n_ff)
+        t(f"blk.{i}.ffn_down.weight", n_embd, n_ff, scale=0.15)
+        t(f"blk.{i}.ffn_down.bias", n_embd)
+        norm(f"blk.{i}.layer_output_norm")
+    if rerank:
+        t("cls.weight", n_embd, n_embd, scale=0.3)
+        t("cls.bias", n_embd)
+        t("cls.output.weight", 1, n_embd, scale=1.0)
+        t("cls.output.bias", 1)
+    save(w)
+    return path

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pyollama.api import anthropic, chat, embed, generate, metrics, models, openai, responses
+from pyollama.api import anthropic, chat, embed, generate, metrics, models, openai, rerank, responses
 from pyollama.api.errors import error_response, shaped_body, surface_of
 from pyollama.api.security import Guard
 from pyollama.api.state import ServerState
@@ -39,6 +39,7 @@ ROUTES = [
     Route("/api/chat", chat.chat, methods=["POST"]),
     Route("/api/embed", embed.embed, methods=["POST"]),
     Route("/api/embeddings", embed.embeddings, methods=["POST"]),
+    Route("/api/rerank", rerank.rerank, methods=["POST"]),
     Route("/api/tokenize", embed.tokenize, methods=["POST"]),
     Route("/api/detokenize", embed.detokenize, methods=["POST"]),
     Route("/api/tags", models.tags, methods=["GET"]),
@@ -55,6 +56,7 @@ ROUTES = [
     Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
     Route("/v1/completions", openai.completions, methods=["POST"]),
     Route("/v1/embeddings", openai.embeddings, methods=["POST"]),
+    Route("/v1/rerank", rerank.rerank_v1, methods=["POST"]),
     Route("/v1/models", openai.list_models, methods=["GET"]),
     Route("/v1/models/{model:path}", openai.retrieve_model, methods=["GET"]),
     Route("/v1/responses", responses.create_response, methods=["POST"]),

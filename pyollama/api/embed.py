@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from pyollama.api import body as B
+from pyollama.api import prompt as P
 from pyollama.api.conversation import token_ids, vocab_size
 from pyollama.api.inference import in_thread
 from pyollama.api.state import ServerState
@@ -48,6 +49,8 @@ async def compute(request: Request, st: ServerState, model: str, inputs: list[st
     if dimensions < 0:
         raise InvalidRequest("dimensions must not be negative")
     rec = await st.record(model)
+    if "rerank" in P.capabilities(rec):
+        raise InvalidRequest(f'"{model}" is a reranker: it scores documents (/api/rerank), it does not embed')
     load = st.load_request(rec, options or {})
     async with await st.lease(request, load, keep_alive) as lease:
         t_loaded = time.perf_counter_ns()

@@ -141,9 +141,7 @@ class BatchLoop:
                   else self.vocab.tokenize(req.prompt, add_special=req.add_special, parse_special=True))
         if not tokens:
             raise InvalidRequest("the prompt is empty")
-        bad = [t for t in tokens if not 0 <= t < self.vocab.n_tokens]
-        if bad:
-            raise InvalidRequest(f"prompt token {bad[0]} is out of range for a vocabulary of {self.vocab.n_tokens}")
+        self._checked(tokens, "prompt token")
         shift = req.shift and self.can_shift
         n_keep = self._n_keep(opts, len(tokens))
         truncated = 0
@@ -565,23 +563,28 @@ class BatchLoop:
         self.waiting.clear()
 
     # --- embeddings ------------------------------------------------------------------------------
-    def embed(self, inputs: list[str], truncate: bool = True, normalize: bool = True) -> tuple[np.ndarray, int]:
+    def embed(self, inputs: list[str | list[int]], truncate: bool = True,
+              normalize: bool = True) -> tuple[np.ndarray, int]:
         """Pooled embeddings (L2-normalized unless normalize=False, as Ollama's legacy
-        /api/embeddings), run between generation steps on a free slot."""
+        /api/embeddings), run between generation steps on a free slot. An input is text, or token ids
+        (what the server formed, e.g. a rerank pair). A reranker (rank pooling) gives its ``n_cls_out``
+        scores per input instead of a vector."""
         free = [s for s in self.slots if s.seq is None]
         if not free:
             raise PyollamaError("no free slot for an embedding request")   # the caller waits for one
         slot = min(free, key=lambda s: s.last_used)
         self._save(slot)
         n_max = min(self.n_ctx_slot, self.n_batch)
-        out = np.empty((len(inputs), self.model.n_embd_out), np.float32)
+        width = self.model.n_cls_out if self.ctx.pooling == "rank" else self.model.n_embd_out
+        out = np.empty((len(inputs), width), np.float32)
         total = 0
         encoder = self.model.has_encoder and not self.model.has_decoder
         was = self.ctx.embeddings
         self.ctx.set_embeddings(True)
         try:
             for row, text in enumerate(inputs):
-                toks = self.vocab.tokenize(text, add_special=True, parse_special=False)
+                toks = (self.vocab.tokenize(text, add_special=True, parse_special=False) if isinstance(text, str)
+                        else self._checked(list(text)))
                 if len(toks) > n_max:
                     if not truncate:
                         raise InvalidRequest(f"input length {len(toks)} exceeds the context length {n_max}")
@@ -602,6 +605,12 @@ class BatchLoop:
         if normalize:
             l2_normalize(out)
         return out, total
+
+    def _checked(self, tokens: list[int], what: str = "token") -> list[int]:
+        bad = [t for t in tokens if not 0 <= t < self.vocab.n_tokens]
+        if bad:
+            raise InvalidRequest(f"{what} {bad[0]} is out of range for a vocabulary of {self.vocab.n_tokens}")
+        return tokens
 
     def close(self) -> None:
         self.spec.close()

@@ -332,7 +332,8 @@ class ProcessRunner:
         except OSError:
             pass
 
-    def embed(self, inputs: list[str], truncate: bool = True, normalize: bool = True) -> tuple[np.ndarray, int]:
+    def embed(self, inputs: list[str | list[int]], truncate: bool = True,
+              normalize: bool = True) -> tuple[np.ndarray, int]:
         return self._call("embed", list(inputs), truncate, normalize)
 
     def tokenize(self, text: str, add_special: bool = True, parse_special: bool = False) -> list[int]:

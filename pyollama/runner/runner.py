@@ -153,7 +153,8 @@ class Runner:
             task.add_done_callback(_cancel_submitted)
             raise
 
-    def embed(self, inputs: list[str], truncate: bool = True, normalize: bool = True) -> tuple[np.ndarray, int]:
+    def embed(self, inputs: list[str | list[int]], truncate: bool = True,
+              normalize: bool = True) -> tuple[np.ndarray, int]:
         """Pooled embeddings, L2-normalized unless normalize=False (blocks until done)."""
         self._check()
         fut: Future = Future()

@@ -121,8 +121,16 @@ class GGUFInfo:
         return self.arch_key("pooling_type") is not None
 
     @property
+    def is_reranker(self) -> bool:
+        """Rank pooling: a classifier head that scores a (query, document) pair."""
+        return self.arch_key("pooling_type") == POOLING_RANK
+
+    @property
     def has_vision(self) -> bool:
         return self.arch_key("vision.block_count") is not None
+
+
+POOLING_RANK = 4     # llama_pooling_type LLAMA_POOLING_TYPE_RANK
 
 
 def file_type_name(ft: int | None) -> str:

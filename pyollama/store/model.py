@@ -93,14 +93,16 @@ def derive_capabilities(info: gguf_meta.GGUFInfo | None, template: str | None, *
     from pyollama.templates import model_capabilities
 
     embedding = info is not None and info.is_embedding
+    rerank = info is not None and info.is_reranker
     vision = info is not None and info.has_vision
     try:
         caps = model_capabilities(None if is_jinja else template, jinja_template=template if is_jinja else None,
-                                  embedding=embedding, gguf_vision=vision, projector=projector)
+                                  embedding=embedding, gguf_vision=vision, projector=projector, rerank=rerank)
     except TemplateError as e:
         log.warning("template does not parse, so it gives no capabilities: %s", e)
-        caps = model_capabilities(None, embedding=embedding, gguf_vision=vision, projector=projector)
-    # model_capabilities always starts with completion or embedding, which only a model GGUF can say.
+        caps = model_capabilities(None, embedding=embedding, gguf_vision=vision, projector=projector,
+                                  rerank=rerank)
+    # model_capabilities always starts with completion, embedding or rerank, which only a model GGUF can say.
     return caps if info is not None else caps[1:]
 
 

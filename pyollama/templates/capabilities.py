@@ -42,11 +42,12 @@ def jinja_capabilities(source: str) -> set[str]:
 
 
 def model_capabilities(template: str | None, *, jinja_template: str | None = None, embedding: bool = False,
-                       gguf_vision: bool = False, projector: bool = False) -> list[str]:
-    """The `capabilities` list of /api/show in Ollama's order: completion or embedding, vision
+                       gguf_vision: bool = False, projector: bool = False, rerank: bool = False) -> list[str]:
+    """The `capabilities` list of /api/show in Ollama's order: completion or embedding (or rerank, for a
+    reranker: pyollama's, Ollama has none), vision
     when the GGUF has a vision tower, then what the template gives (tools, insert), vision from a
     projector, thinking. `template` is the Go TEMPLATE (None: the model has none)."""
-    caps = ["embedding" if embedding else "completion"]
+    caps = ["rerank" if rerank else "embedding" if embedding else "completion"]
     if gguf_vision:
         caps.append("vision")
     if template is not None:

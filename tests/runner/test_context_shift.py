@@ -3,16 +3,11 @@ what follows the kept head; a prompt longer than the context is cut as Ollama cu
 equals upstream's ``llama-server --context-shift`` from the same pin, token for token."""
 from __future__ import annotations
 
-import subprocess
-import time
-
-import httpx
 import pytest
 
 from pyollama.errors import InvalidRequest
 from pyollama.runner import DoneEvent, Runner, RunnerSpec, SeqRequest, Stream
-from pyollama.upstream import find_tool
-from tests.api.conftest import free_port as _free_port
+from tests.llama_server import llama_server
 
 GREEDY = {"temperature": 0, "repeat_penalty": 1.0}
 N = 256
@@ -82,41 +77,19 @@ def test_a_shifted_slot_is_not_reused_as_a_prefix(small, tiny_model_path):
 @pytest.mark.tools
 @pytest.mark.slow
 def test_identical_to_llama_server_context_shift(smollm2_path, tmp_path):
-    server = find_tool("llama-server")
-    if server is None:
-        pytest.skip("llama-server not built (PYOLLAMA_BUILD_TOOLS=ON)")
     n_ctx, n_predict = 256, 300
-    port = _free_port()
-    log = open(tmp_path / "llama-server.log", "w+b")   # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [str(server), "-m", str(smollm2_path), "--host", "127.0.0.1", "--port", str(port), "-c", str(n_ctx),
-         "-np", "1", "-t", "2", "-tb", "2", "-b", "256", "-ub", "256", "--no-warmup", "--context-shift",
-         "--keep", "4", "--ctx-checkpoints", "0", "--cache-ram", "0"], stdout=subprocess.DEVNULL, stderr=log)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=900) as c:   # a loaded 2-core box is slow
-            deadline = time.monotonic() + 120
-            while True:
-                assert proc.poll() is None, log.read()
-                try:
-                    if c.get("/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "llama-server did not start"
-                time.sleep(0.2)
-            with Runner(RunnerSpec(str(smollm2_path), num_ctx=n_ctx, parallel=1, num_batch=256,
-                                   num_thread=2)) as ours:
-                # a raw continuation that goes on for hundreds of tokens without an end of text
-                prompt = ours.tokenize(", ".join(str(i) for i in range(1, 21)) + ",")
-                d = _done(ours.submit(SeqRequest(prompt, {**GREEDY, "num_predict": n_predict})))
-            r = c.post("/completion", json={"prompt": prompt, "n_predict": n_predict, "temperature": 0,
-                                            "cache_prompt": False, "return_tokens": True, "stream": False,
-                                            "n_keep": 4, "ignore_eos": False})
-            r.raise_for_status()
-            theirs = r.json()["tokens"]
-        assert d.context_shifts >= 1, "the run never filled the context"
-        assert d.tokens == theirs[:len(d.tokens)] and len(d.tokens) == len(theirs)
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
+    args = ["-c", str(n_ctx), "-np", "1", "-t", "2", "-tb", "2", "-b", "256", "-ub", "256", "--no-warmup",
+            "--context-shift", "--keep", "4", "--ctx-checkpoints", "0", "--cache-ram", "0"]
+    with llama_server(smollm2_path, args, tmp_path) as c:
+        with Runner(RunnerSpec(str(smollm2_path), num_ctx=n_ctx, parallel=1, num_batch=256,
+                               num_thread=2)) as ours:
+            # a raw continuation that goes on for hundreds of tokens without an end of text
+            prompt = ours.tokenize(", ".join(str(i) for i in range(1, 21)) + ",")
+            d = _done(ours.submit(SeqRequest(prompt, {**GREEDY, "num_predict": n_predict})))
+        r = c.post("/completion", json={"prompt": prompt, "n_predict": n_predict, "temperature": 0,
+                                        "cache_prompt": False, "return_tokens": True, "stream": False,
+                                        "n_keep": 4, "ignore_eos": False})
+        r.raise_for_status()
+        theirs = r.json()["tokens"]
+    assert d.context_shifts >= 1, "the run never filled the context"
+    assert d.tokens == theirs[:len(d.tokens)] and len(d.tokens) == len(theirs)

@@ -272,6 +272,9 @@ VARS: tuple[Var, ...] = (
     Var("METRICS", parse_bool, True,
         "Serve GET /metrics (Prometheus text format; behind PYOLLAMA_API_KEY when that is set); 0 turns it "
         "off (default on)", ollama=False),
+    Var("UI", parse_bool, True,
+        "Serve the chat page at /ui (its files load without PYOLLAMA_API_KEY: they hold no data, and the "
+        "page sends the key you give it with every API call); 0 turns it off (default on)", ollama=False),
     Var("SPECULATIVE", _speculative, "off",
         "Self-speculative decoding: drafts from n-grams of each sequence's own prompt and output, verified "
         "in one batch (pays when answers copy the prompt). off, or upstream's drafters: ngram-simple, "
@@ -365,6 +368,7 @@ class Config:
     runner: str = "process"
     cache_ram: int | None = None    # None: sized to the machine (scheduler/plan.py)
     metrics: bool = True
+    ui: bool = True
     speculative: str = "off"
     draft_max: int = 8
     warnings: tuple[str, ...] = ()

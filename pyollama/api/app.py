@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -18,11 +19,12 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from pyollama.api import anthropic, chat, embed, generate, metrics, models, openai, rerank, responses
 from pyollama.api.errors import error_response, shaped_body, surface_of
-from pyollama.api.security import Guard
+from pyollama.api.security import UI_PATH, Guard
 from pyollama.api.state import ServerState
 from pyollama.config import Config
 from pyollama.errors import PyollamaError
@@ -31,6 +33,7 @@ from pyollama.scheduler import memory as mem
 from pyollama.store import Store
 
 log = logging.getLogger("pyollama.api")
+UI_DIR = Path(__file__).with_name("ui")
 
 ROUTES = [
     Route("/", models.root, methods=["GET"]),                      # HEAD is implied by GET
@@ -154,7 +157,11 @@ def create_app(cfg: Config, *, store: Store | None = None, scheduler: Scheduler 
             log.info("shutting down: unloading %d model(s)", len(scheduler.loaded()))
             await scheduler.close()
 
-    app = Starlette(routes=ROUTES, lifespan=lifespan, middleware=[Middleware(CatchAll)], exception_handlers={
+    routes = list(ROUTES)
+    if cfg.ui:
+        # The chat page: static files over the API (Mount redirects /ui to /ui/).
+        routes.append(Mount(UI_PATH, app=StaticFiles(directory=UI_DIR, html=True), name="ui"))
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(CatchAll)], exception_handlers={
         PyollamaError: _pyollama_error, HTTPException: _http_error})
     app.state.server = state
     guarded = Guard(app, cfg)

@@ -6,8 +6,9 @@
 * **CORS**: origins from ``OLLAMA_ORIGINS`` plus Ollama's built-in list, ``*`` wildcards allowed. A
   preflight from an allowed origin gets 204 with the allow headers; a request from any other origin 403.
 * **API key** (``PYOLLAMA_API_KEY``, off by default): ``Authorization: Bearer <key>`` (what the OpenAI SDK
-  sends) or ``x-api-key`` (the Anthropic SDK) on every request but the health check ``GET /`` and CORS
-  preflights; otherwise 401, in the error shape of the API the path belongs to.
+  sends) or ``x-api-key`` (the Anthropic SDK) on every request but the health check ``GET /``, the chat
+  page's static files under ``/ui`` and CORS preflights; otherwise 401, in the error shape of the API the
+  path belongs to.
 * **Body limit** (``PYOLLAMA_MAX_BODY``): larger JSON bodies get 413; blob uploads are streamed to disk
   and exempt.
 
@@ -39,6 +40,7 @@ ALLOW_METHODS = "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"
 PREFLIGHT_MAX_AGE = "43200"
 LOCAL_SUFFIXES = (".localhost", ".local", ".internal")
 BLOB_PATH = re.compile(r"^/api/blobs/[^/]+$")
+UI_PATH = "/ui"          # the chat page's static files: no data in them, so no key needed to fetch them
 
 
 @functools.lru_cache(maxsize=1)
@@ -150,7 +152,8 @@ class Guard:
             await _send_simple(send, 204, headers=cors)
             return
         surface = surface_of(path)          # errors in the shape of the API the client speaks
-        if self.key and not (path == "/" and method in ("GET", "HEAD")) and not self._authorized(h):
+        open_path = path == "/" or path == UI_PATH or path.startswith(UI_PATH + "/")
+        if self.key and not (open_path and method in ("GET", "HEAD")) and not self._authorized(h):
             msg, code = ("unauthorized", None) if surface == NATIVE else ("invalid API key", "invalid_api_key")
             await _send_simple(send, 401, _json(shaped_body(surface, 401, msg, code)), cors, b"application/json")
             return

@@ -5,7 +5,7 @@ from ggml cimport (ggml_backend_dev_t, ggml_backend_reg_t, ggml_backend_dev_prop
                    ggml_backend_dev_count, ggml_backend_dev_get, ggml_backend_dev_get_props,
                    ggml_backend_dev_backend_reg, ggml_backend_reg_name, ggml_backend_reg_count,
                    ggml_backend_reg_get,
-                   ggml_backend_load_all, ggml_backend_load_all_from_path,
+                   ggml_backend_load, ggml_backend_load_all, ggml_backend_load_all_from_path,
                    GGML_BACKEND_DEVICE_TYPE_CPU, GGML_BACKEND_DEVICE_TYPE_GPU,
                    GGML_BACKEND_DEVICE_TYPE_IGPU, GGML_BACKEND_DEVICE_TYPE_ACCEL,
                    GGML_BACKEND_DEVICE_TYPE_META)
@@ -68,14 +68,47 @@ def _find_load_failures(str folder):
     return out
 
 
+def _load_pinned(str folder, str variant):
+    """``PYOLLAMA_CPU_VARIANT``: this CPU variant of a build with all of them (the same sums on every machine
+    that can run it, or a way around a variant that faults on a machine whose CPU advertises more than it
+    runs), then every other backend module in ``folder``, as ggml would load them."""
+    import ctypes
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError as e:
+        raise NativeError(f"cannot list the backend folder {folder!r}: {e.strerror or e}") from None
+    have = [n[len("libggml-cpu-"):-len(".so")] for n in names if n.startswith("libggml-cpu-") and n.endswith(".so")]
+    if variant not in have:
+        raise NativeError(f"PYOLLAMA_CPU_VARIANT={variant!r} is not in this build ({folder}): "
+                          + (f"it has {', '.join(have)}" if have else
+                             "it was built for this machine only (PYOLLAMA_CPU_VARIANTS=native)"))
+    cpu = os.path.join(folder, f"libggml-cpu-{variant}.so")
+    score = ctypes.CDLL(cpu, mode=os.RTLD_LAZY | os.RTLD_LOCAL).ggml_backend_score
+    score.restype = ctypes.c_int
+    if score() <= 0:
+        raise NativeError(f"PYOLLAMA_CPU_VARIANT={variant!r}: this CPU lacks instructions that variant needs")
+    cdef bytes p
+    cdef const char * cp
+    for name in [os.path.basename(cpu)] + [n for n in names if n.startswith("libggml-") and n.endswith(".so")
+                                           and not n.startswith(_NOT_BACKENDS)]:
+        p = os.path.join(folder, name).encode()
+        cp = p
+        with nogil:
+            ggml_backend_load(cp)           # a module that does not register is reported by the caller
+
+
 def _init():
     _install_log_callback()
     with nogil:
         llama_backend_init()
     path = backend_dir().encode()
     cdef const char * cpath = path
-    with nogil:
-        ggml_backend_load_all_from_path(cpath)
+    variant = os.environ.get("PYOLLAMA_CPU_VARIANT", "").strip()
+    if variant:
+        _load_pinned(backend_dir(), variant)
+    else:
+        with nogil:
+            ggml_backend_load_all_from_path(cpath)
     _backend_failures[:] = _find_load_failures(backend_dir())
     serving = ", ".join(sorted({_s(ggml_backend_reg_name(ggml_backend_reg_get(i)))
                                 for i in range(ggml_backend_reg_count())})) or "none"

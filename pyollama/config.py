@@ -291,6 +291,12 @@ VARS: tuple[Var, ...] = (
     Var("RUNNER", _runner_mode, "process",
         "Where loaded models run: process (a child per model, default) or thread (in the server)",
         ollama=False),
+    Var("CPU_VARIANT", str, "",
+        "In a build with every CPU variant (PYOLLAMA_CPU_VARIANTS=all, the container image): use this one "
+        "(e.g. haswell, icelake, zen4) instead of the best this CPU reports; read when the engine loads. "
+        "The same variant sums in the same order on every machine that runs it; on a VM that advertises "
+        "AMX without running it, the sapphirerapids variant faults and another must be named",
+        ollama=False),
 )
 VAR_BY_NAME: dict[str, Var] = {v.name: v for v in VARS}
 
@@ -369,6 +375,7 @@ class Config:
     cache_ram: int | None = None    # None: sized to the machine (scheduler/plan.py)
     metrics: bool = True
     ui: bool = True
+    cpu_variant: str = ""
     speculative: str = "off"
     draft_max: int = 8
     warnings: tuple[str, ...] = ()

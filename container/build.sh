@@ -44,7 +44,11 @@ log "materializing the pinned llama.cpp under vendor/"
 $PY vendor/sync.py
 log "downloading the Python wheels into container/wheels"
 mapfile -t DEPS < <($PY -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))')
+# For the image's Python (bookworm's 3.11) and platform, whatever Python runs this script.
 $PY -m pip download -q --disable-pip-version-check --only-binary :all: -d container/wheels \
+    --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none \
+    --platform "manylinux_2_28_$(uname -m)" --platform "manylinux_2_17_$(uname -m)" \
+    --platform "manylinux2014_$(uname -m)" --platform any \
     "scikit-build-core>=0.10" "cython>=3.0" cmake ninja "${DEPS[@]}"
 
 log "building $IMAGE (CPU variants: $CPU) from $BASE"

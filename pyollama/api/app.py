@@ -135,6 +135,24 @@ class CatchAll:
                     pass
 
 
+class PageHeaders:
+    """The chat page's files: nothing is run or styled from anywhere but this server (images may be data:
+    URLs, the pictures a user attaches)."""
+
+    HEADERS = [(b"content-security-policy", b"default-src 'self'; img-src 'self' data:"),
+               (b"x-content-type-options", b"nosniff")]
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        async def with_headers(msg: dict[str, Any]) -> None:
+            if msg["type"] == "http.response.start":
+                msg = {**msg, "headers": [*msg.get("headers", []), *self.HEADERS]}
+            await send(msg)
+        await self.app(scope, receive, with_headers)
+
+
 def create_app(cfg: Config, *, store: Store | None = None, scheduler: Scheduler | None = None,
                factory: Callable[[Any], Any] | None = None, memory: Callable[[], Memory] | None = None) -> Any:
     """The server as an ASGI app. Everything not given is built from ``cfg``."""
@@ -160,7 +178,7 @@ def create_app(cfg: Config, *, store: Store | None = None, scheduler: Scheduler 
     routes = list(ROUTES)
     if cfg.ui:
         # The chat page: static files over the API (Mount redirects /ui to /ui/).
-        routes.append(Mount(UI_PATH, app=StaticFiles(directory=UI_DIR, html=True), name="ui"))
+        routes.append(Mount(UI_PATH, app=PageHeaders(StaticFiles(directory=UI_DIR, html=True)), name="ui"))
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(CatchAll)], exception_handlers={
         PyollamaError: _pyollama_error, HTTPException: _http_error})
     app.state.server = state

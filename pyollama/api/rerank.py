@@ -83,7 +83,9 @@ async def _rank(request: Request) -> tuple[dict[str, Any], list[dict[str, Any]],
         t_loaded = time.perf_counter_ns()
         vocab = await st.vocabs.vocab(rec.model_path)
         pairs = await in_thread(_pairs, rec, vocab, query, docs)
-        scores, n_tokens = await in_thread(lease.runner.embed, pairs, bool(B.boolean(b, "truncate", True)), False)
+        # Never cut: a pair without its end (the document's tail, a template suffix whose last token the
+        # score is read at) scores wrongly without a word. Too long is a 400, as llama-server refuses it.
+        scores, n_tokens = await in_thread(lease.runner.embed, pairs, False, False)
     scores = np.asarray(scores, dtype=np.float32)[:, 0]
     if not np.isfinite(scores).all():
         raise PyollamaError("rerank scores contain NaN or Inf values")

@@ -114,14 +114,16 @@ class BatchLoop:
         self.cache = PromptCache(cache_ram)
         # Drafts need rejected cells removed again: not for recurrent state, which cannot drop a range.
         can_draft = not (model.is_recurrent or model.is_hybrid) and not embedding
-        drafters = []
-        if can_draft and speculative:
-            drafters.append((_native.Drafter(speculative, n_seq=parallel, size_n=3, size_m=draft_max), draft_max))
+        self.spec = Speculator.ngram(parallel, speculative if can_draft else "", max_draft=draft_max)
         if can_draft and draft_model is not None and draft_num_predict > 0:
-            drafters.append((ModelDrafter(draft_model, model, n_seq=parallel, n_ctx_seq=self.n_ctx_slot,
-                                          n_batch=num_batch, n_threads=num_thread, flash_attn=flash_attn),
-                             draft_num_predict))
-        self.spec = Speculator(drafters)
+            try:
+                self.spec.drafters.append((ModelDrafter(
+                    draft_model, model, n_seq=parallel, n_ctx_seq=self.n_ctx_slot, n_batch=num_batch,
+                    n_threads=num_thread, flash_attn=flash_attn), draft_num_predict))
+            except BaseException:
+                self.spec.close()               # the model is closed next: nothing may hold it
+                self.ctx.close()
+                raise
         self.copies = 0                 # prompts that took another slot's KV
         self.copy_tokens = 0
         self.n_batch = self.ctx.n_batch

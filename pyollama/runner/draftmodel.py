@@ -37,6 +37,7 @@ class ModelDrafter:
             raise ModelLoadError("a recurrent model cannot be a draft model")
         self.model = model
         self.vocab = model.vocab
+        self.n_target = target.vocab.n_tokens     # the vocabularies may differ in size by up to 128
         self.ctx = _native.Context(model, n_ctx=n_ctx_seq * n_seq, n_batch=n_batch, n_ubatch=n_batch,
                                    n_seq_max=n_seq, n_threads=n_threads, flash_attn=flash_attn, kv_unified=False)
         self.n_ctx_seq = self.ctx.n_ctx_seq
@@ -70,6 +71,8 @@ class ModelDrafter:
             b = self.batch
             while True:
                 tok = int(np.argmax(self.ctx.logits(idx)))
+                if tok >= self.n_target:          # a token the target does not have ends the draft
+                    return out
                 out.append(tok)
                 if len(out) >= n_max or self.vocab.is_eog(tok):
                     return out

@@ -56,15 +56,23 @@ class Runner:
 
     # --- lifecycle -------------------------------------------------------------------------------
     def start(self) -> Runner:
-        """Load the model and start the loop (blocking)."""
+        """Load the model and start the loop (blocking); a load that fails frees what it loaded."""
+        try:
+            return self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> Runner:
         t0 = time.perf_counter_ns()
         s = self.spec
         self.model = _native.Model(s.model_path, n_gpu_layers=s.num_gpu, main_gpu=s.main_gpu, use_mmap=s.use_mmap,
                                    devices=list(s.devices) or None, fit=self._fit())
         self._adapters = [(_native.LoraAdapter(self.model, p), scale) for p, scale in s.adapters]
         if s.draft_model and s.draft_num_predict > 0 and not s.embedding:
-            # On the GPUs with the target unless the target itself was split by a fit or kept off them.
-            self.draft = _native.Model(s.draft_model, n_gpu_layers=0 if s.num_gpu == 0 or s.fit_margin else -1,
+            # On the GPUs only beside a target that is wholly there (not split by a fit or a layer count).
+            whole = s.num_gpu < 0 and not s.fit_margin
+            self.draft = _native.Model(s.draft_model, n_gpu_layers=-1 if whole else 0,
                                        main_gpu=s.main_gpu, use_mmap=s.use_mmap, devices=list(s.devices) or None)
         self.loop = BatchLoop(self.model, num_ctx=s.num_ctx, parallel=s.parallel, num_batch=s.num_batch,
                               num_thread=s.num_thread or default_threads(), flash_attn=s.flash_attn,

@@ -61,8 +61,8 @@ class Speculator:
 
     @classmethod
     def ngram(cls, n_seq: int, types: str, *, max_draft: int = 8, size_n: int = 3) -> Speculator:
-        """Upstream's n-gram drafters named in ``types`` (comma separated)."""
-        return cls([(_native.Drafter(types, n_seq=n_seq, size_n=size_n, size_m=max_draft), max_draft)])
+        """Upstream's n-gram drafters named in ``types`` (comma separated; "" = none)."""
+        return cls([(_native.Drafter(types, n_seq=n_seq, size_n=size_n, size_m=max_draft), max_draft)] if types else [])
 
     @property
     def enabled(self) -> bool:

@@ -82,6 +82,11 @@ def test_bad_requests(server, reranker, body, error):
     assert r.status_code == 400 and error in r.json()["error"]
 
 
+def test_a_pair_longer_than_the_context_is_refused_not_cut(server, reranker):
+    r = server.post("/api/rerank", json={"model": "reranker", "query": "q", "documents": ["word " * 2000]})
+    assert r.status_code == 400 and "exceeds the context length" in r.json()["error"]
+
+
 def test_a_reranker_does_not_embed_or_chat(server, reranker):
     r = server.post("/api/embed", json={"model": "reranker", "input": "hello"})
     assert r.status_code == 400 and "is a reranker" in r.json()["error"]

@@ -118,6 +118,7 @@ def test_switch_and_api_key(serve):
     locked = serve(PYOLLAMA_API_KEY="s3cret")
     page = locked.get("/ui/")
     assert page.status_code == 200 and "<title>pyollama</title>" in page.text
+    assert page.headers["content-security-policy"].startswith("default-src 'self'")
     assert locked.get("/ui/ui.js").status_code == 200
     assert locked.get("/api/tags").status_code == 401
     assert locked.get("/api/tags", headers={"Authorization": "Bearer s3cret"}).status_code == 200

@@ -5,10 +5,11 @@
 
 const $ = (id) => document.getElementById(id);
 const STORE = "pyollama.ui";
-const SETTINGS = ["system", "temperature", "num_ctx", "seed", "think", "apikey"];
+const SETTINGS = ["system", "temperature", "num_ctx", "seed", "think"];   // the API key is not kept
 
 let state = { model: "", messages: [] };
 let controller = null;          // the running generation's AbortController
+let busy = false;               // a message is being sent (set before anything is awaited)
 let capabilities = [];
 
 function save() {
@@ -148,11 +149,18 @@ function readImages() {
 async function send(ev) {
   ev.preventDefault();
   const text = $("prompt").value;
-  if (!text.trim() || controller || !state.model) return;
+  if (!text.trim() || busy || !state.model) return;
+  busy = true;
   const user = { role: "user", content: text };
-  if (!$("images-label").hidden) {
-    const images = await readImages();
-    if (images.length) user.images = images;
+  try {
+    if (!$("images-label").hidden) {
+      const images = await readImages();
+      if (images.length) user.images = images;
+    }
+  } catch (e) {
+    busy = false;
+    setStatus(String(e.message || e));
+    return;
   }
   state.messages.push(user);
   const reply = { role: "assistant", content: "", thinking: "" };
@@ -161,7 +169,9 @@ async function send(ev) {
   $("images").value = "";
   render();
   const node = $("log").lastElementChild;
-  const history = state.messages.slice(0, -1).filter((m) => m.role === "user" || m.role === "assistant")
+  // A turn that failed (its answer is an error) is shown but not sent again.
+  const history = state.messages.slice(0, -1)
+    .filter((m, i, all) => m.role === "assistant" || (m.role === "user" && all[i + 1]?.role !== "error"))
     .map((m) => (m.images ? { role: m.role, content: m.content, images: m.images } : { role: m.role, content: m.content }));
   if ($("system").value.trim()) history.unshift({ role: "system", content: $("system").value });
   const body = { model: state.model, messages: history, stream: true, options: options() };
@@ -181,10 +191,10 @@ async function send(ev) {
     const reader = r.body.getReader();
     const decoder = new TextDecoder();
     let buf = "";
-    for (;;) {
+    for (let ended = false; !ended;) {
       const { value, done } = await reader.read();
-      if (done) break;
-      buf += decoder.decode(value, { stream: true });
+      ended = done;
+      buf += done ? decoder.decode() + "\n" : decoder.decode(value, { stream: true });   // the last line may lack \n
       let nl;
       while ((nl = buf.indexOf("\n")) >= 0) {
         const line = buf.slice(0, nl).trim();
@@ -215,6 +225,7 @@ async function send(ev) {
     }
   } finally {
     controller = null;
+    busy = false;
     $("send").hidden = false;
     $("stop").hidden = true;
     node.className = "msg " + reply.role;

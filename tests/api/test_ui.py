@@ -54,7 +54,8 @@ def _reply(d) -> str:
 
 def _pick(d, model: str) -> None:
     from selenium.webdriver.support.ui import Select
-    options = lambda: [o.get_attribute("value") for o in d.find_elements("css selector", "#model option")]  # noqa: E731
+    # Read in the page: the elements are replaced as the page re-renders (no stale references).
+    options = lambda: _js(d, "return Array.from(document.querySelectorAll('#model option'), o => o.value)")  # noqa: E731
     _until(lambda: model in options(), what=f"{model} in the model list {options()} "
                                             f"(status: {d.find_element('id', 'status').text!r})")
     Select(d.find_element("id", "model")).select_by_value(model)
@@ -94,8 +95,8 @@ def test_chat_page(server, browser):
     _pick(d, "smollm2:135m")
     _js(d, "document.getElementById('temperature').value = '0'")
     _send(d, "What is the capital of France? Answer in one word.")
-    _until(lambda: "tokens" in "".join(e.text for e in d.find_elements("css selector", ".msg.assistant .stats")),
-           what="the answer")
+    _until(lambda: "tokens" in _js(d, "return Array.from(document.querySelectorAll('.msg.assistant .stats'), "
+                                      "e => e.textContent).join('')"), what="the answer")
     assert "Paris" in _reply(d)
     assert "smollm2:135m" in [m["name"] for m in server.ps()]
     shots = Path(os.environ.get("PYOLLAMA_TEST_ARTIFACTS", REPO / "build" / "test-artifacts"))
@@ -103,7 +104,7 @@ def test_chat_page(server, browser):
     assert d.save_screenshot(str(shots / "ui-chat.png"))
     # The conversation and the choice of model survive a reload (kept in the browser).
     d.refresh()
-    _until(lambda: len(d.find_elements("css selector", ".msg")) == 2, what="the restored conversation")
+    _until(lambda: _js(d, "return document.querySelectorAll('.msg').length") == 2, what="the restored conversation")
     assert "Paris" in _reply(d)
     _until(lambda: d.find_element("id", "model").get_attribute("value") == "smollm2:135m", what="the model")
     # Markdown: escaped first, then a small safe subset.

@@ -37,6 +37,23 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return i
 
 
+def trim_kv(mem, seq_id: int, keep: int, held: int, n_swa: int, *, stale: bool = False) -> int:
+    """Keep the first ``keep`` cells of sequence ``seq_id`` (which holds ``held`` tokens, and cells past them
+    when ``stale``) and drop the rest; returns how many are kept. 0, with the sequence cleared, when the
+    memory cannot drop a partial range (recurrent state) or a sliding window no longer holds the cells the
+    next position attends to (checked before any removal, as llama-server does; an empty window, -1,
+    holds none)."""
+    if keep and n_swa:
+        pos_min = mem.seq_pos_min(seq_id)
+        if pos_min < 0 or pos_min > max(0, keep - n_swa):
+            keep = 0
+    if (keep < held or stale) and not mem.seq_rm(seq_id, keep, -1):
+        keep = 0
+    if not keep:
+        mem.seq_rm(seq_id, -1, -1)
+    return keep
+
+
 def pooling_is_none(model: _native.Model) -> bool:
     """Causal LMs carry no pooling type: the GGUF key is absent or 0."""
     return model.meta(f"{model.arch}.pooling_type") in (None, "0")

@@ -33,7 +33,7 @@ import numpy as np
 
 from pyollama import _native
 from pyollama.engine.detok import Detokenizer
-from pyollama.engine.llm import common_prefix, generation_limits, l2_normalize, pooling_is_none
+from pyollama.engine.llm import common_prefix, generation_limits, l2_normalize, pooling_is_none, trim_kv
 from pyollama.engine.sampling import SamplingParams, TokenSampler
 from pyollama.engine.stops import StopMatcher
 from pyollama.errors import InvalidRequest, PyollamaError
@@ -115,7 +115,7 @@ class BatchLoop:
         # Drafts need rejected cells removed again: not for recurrent state, which cannot drop a range.
         can_draft = not (model.is_recurrent or model.is_hybrid) and not embedding
         self.spec = Speculator.ngram(parallel, speculative if can_draft else "", max_draft=draft_max)
-        if can_draft and draft_model is not None and draft_num_predict > 0:
+        if can_draft and draft_model is not None:
             try:
                 self.spec.drafters.append((ModelDrafter(
                     draft_model, model, n_seq=parallel, n_ctx_seq=self.n_ctx_slot, n_batch=num_batch,
@@ -210,17 +210,7 @@ class BatchLoop:
                 continue
             slot = self._choose_slot(free, seq.tokens)
             keep = min(self._reuse(slot, seq), len(seq.tokens) - 1)
-            mem = self.ctx.memory
-            if keep and self.n_swa:
-                # Before any removal, as llama-server: the window must still hold the cells that the
-                # next position attends to (an empty window, -1, holds none).
-                pos_min = mem.seq_pos_min(slot.id)
-                if pos_min < 0 or pos_min > max(0, keep - self.n_swa):
-                    keep = 0
-            if (keep < len(slot.cached) or slot.stale) and not mem.seq_rm(slot.id, keep, -1):
-                keep = 0                          # partial removal unsupported: start over
-            if not keep:
-                mem.seq_rm(slot.id, -1, -1)
+            keep = trim_kv(self.ctx.memory, slot.id, keep, len(slot.cached), self.n_swa, stale=slot.stale)
             del slot.cached[keep:]
             slot.stale = False
             slot.seq = seq

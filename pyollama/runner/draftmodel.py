@@ -18,7 +18,7 @@ import logging
 import numpy as np
 
 from pyollama import _native
-from pyollama.engine.llm import common_prefix
+from pyollama.engine.llm import common_prefix, trim_kv
 from pyollama.errors import ModelLoadError, PyollamaError
 
 log = logging.getLogger("pyollama.runner")
@@ -91,16 +91,8 @@ class ModelDrafter:
         """Make the draft's cache for ``seq`` hold ``want``, its last token evaluated now; returns the
         batch index of that token's logits."""
         cached = self.cached[seq]
-        mem = self.ctx.memory
         keep = min(common_prefix(cached, want), len(want) - 1)
-        if keep and self.n_swa:
-            pos_min = mem.seq_pos_min(seq)        # the window must still hold what the next position sees
-            if pos_min < 0 or pos_min > max(0, keep - self.n_swa):
-                keep = 0
-        if keep < len(cached) and not mem.seq_rm(seq, keep, -1):
-            keep = 0
-        if not keep:
-            mem.seq_rm(seq, -1, -1)
+        keep = trim_kv(self.ctx.memory, seq, keep, len(cached), self.n_swa)
         del cached[keep:]
         b = self.batch
         idx = -1

@@ -53,12 +53,22 @@ def test_a_drafted_model_answers_as_without_its_draft(server, drafted):
     assert accepted and sum(float(line.split()[-1]) for line in accepted) >= fast["draft_accepted_count"]
 
 
+def _metric(server, family: str, model: str) -> float:
+    lines = [line for line in server.get("/metrics").text.splitlines()
+             if line.startswith(family + "{") and f'model="{model}' in line]
+    assert lines, family
+    return sum(float(line.split()[-1]) for line in lines)
+
+
 def test_draft_num_predict(server, drafted):
     off = _chat(server, drafted, draft_num_predict=0)         # the draft model is not loaded
     assert "draft_count" not in off
     assert off["message"]["content"] == _chat(server, "smollm2:135m")["message"]["content"]
     two = _chat(server, drafted, draft_num_predict=2)         # a runner option: reloads with it
-    assert two["draft_count"] <= 2 * two["eval_count"] and two["message"]["content"] == off["message"]["content"]
+    assert two["message"]["content"] == off["message"]["content"]
+    # The reloaded runner has served this request alone: its counters are this request's drafts.
+    drafts, tokens = (_metric(server, f"pyollama_{name}_total", drafted) for name in ("drafts", "draft_tokens"))
+    assert tokens == two["draft_count"] and 0 < drafts and tokens <= 2 * drafts     # none longer than 2
     r = server.post("/api/chat", json={"model": drafted, "messages": [{"role": "user", "content": "hi"}],
                                        "options": {"draft_num_predict": -1}})
     assert r.status_code == 400 and "draft_num_predict must be between 0 and 64" in r.json()["error"]

@@ -127,8 +127,12 @@ cdef class Context:
         self._free()
 
     cdef _free(self):
-        if self.ptr != NULL:
-            llama_free(self.ptr)
+        # Freeing (and clearing, below) waits on every backend: an RPC worker's thread may need the GIL
+        # meanwhile, to log a lost connection before it aborts the process.
+        cdef llama_context * c = self.ptr
+        if c != NULL:
+            with nogil:
+                llama_free(c)
             self.ptr = NULL
             self.model._children -= 1
 
@@ -243,21 +247,30 @@ cdef class Context:
     def logits(self, int i=-1):
         """Logits of batch token i (negative: from the end of the outputs) as a float32 numpy view
         of n_vocab values, without a copy. Valid until the next decode."""
-        cdef float * p = llama_get_logits_ith(self._c(), i)
+        cdef llama_context * c = self._c()
+        cdef float * p
+        with nogil:     # waits for the last decode to finish on every backend (an RPC worker's too)
+            p = llama_get_logits_ith(c, i)
         if p == NULL:
             raise IndexError(f"no logits for batch index {i} (was its output flag set?)")
         return _floats(self, p, self.n_vocab)
 
     def all_logits(self):
         """Logits of every output of the last batch: an (n_outputs, n_vocab) float32 view."""
-        cdef float * p = llama_get_logits(self._c())
+        cdef llama_context * c = self._c()
+        cdef float * p
+        with nogil:
+            p = llama_get_logits(c)
         if p == NULL or self._n_outputs == 0:
             raise IndexError("the last batch produced no logits")
         return _floats(self, p, self.n_vocab, self._n_outputs)
 
     def embeddings_ith(self, int i=-1):
         """Per-token embedding of batch token i (float32 view of n_embd_out values)."""
-        cdef float * p = llama_get_embeddings_ith(self._c(), i)
+        cdef llama_context * c = self._c()
+        cdef float * p
+        with nogil:
+            p = llama_get_embeddings_ith(c, i)
         if p == NULL:
             raise IndexError(f"no embedding for batch index {i} (embeddings off, or pooled?)")
         return _floats(self, p, self.model.n_embd_out)
@@ -265,7 +278,10 @@ cdef class Context:
     def embeddings_seq(self, int seq_id=0):
         """Pooled embedding of a sequence (float32 view; for rank pooling, n_cls_out scores)."""
         self._seq(seq_id)
-        cdef float * p = llama_get_embeddings_seq(self._c(), seq_id)
+        cdef llama_context * c = self._c()
+        cdef float * p
+        with nogil:
+            p = llama_get_embeddings_seq(c, seq_id)
         if p == NULL:
             raise IndexError(f"no pooled embedding for sequence {seq_id} (pooling is '{self.pooling}')")
         n = self.model.n_cls_out if llama_get_pooling_type(self.ptr) == LLAMA_POOLING_TYPE_RANK else self.model.n_embd_out
@@ -408,7 +424,9 @@ cdef class KVCache:
         return 0
 
     def clear(self, bint data=True):
-        llama_memory_clear(self._m(), data)
+        cdef llama_memory_t m = self._m()
+        with nogil:
+            llama_memory_clear(m, data)
 
     def seq_rm(self, int seq_id, int p0=-1, int p1=-1):
         """Remove positions [p0, p1); False when the memory can't remove a partial range

@@ -127,8 +127,10 @@ cdef class Model:
         self.ptr = m
 
     def __dealloc__(self):
-        if self.ptr != NULL:
-            llama_model_free(self.ptr)
+        cdef llama_model * m = self.ptr
+        if m != NULL:
+            with nogil:
+                llama_model_free(m)
             self.ptr = NULL
 
     cdef llama_model * _p(self) except NULL:

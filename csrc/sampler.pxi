@@ -207,8 +207,7 @@ cdef class Sampler:
         except while a Python sampler in the chain runs)."""
         cdef llama_sampler * s = self._s()
         cdef llama_context * c = ctx._c()
-        if llama_get_logits_ith(c, idx) == NULL:
-            raise IndexError(f"no logits for batch index {idx}")
+        _logits_of(c, idx)
         cdef llama_token t = -1
         cdef cpp_string err
         cdef int rc
@@ -373,12 +372,22 @@ cdef extern from "shim/pick.h" nogil:
     int32_t pyo_top_k(const float * logits, int32_t n, int32_t k, pyo_token_data * out)
 
 
+cdef float * _logits_of(llama_context * c, int idx) except NULL:
+    """The logits of batch index ``idx``. Reading them waits for the decode to finish on every
+    backend: with the GIL released, as a backend's thread may need it meanwhile (to log a lost RPC
+    worker before aborting) and would deadlock against a waiter holding it."""
+    cdef float * lg
+    with nogil:
+        lg = llama_get_logits_ith(c, idx)
+    if lg == NULL:
+        raise IndexError(f"no logits for batch index {idx}")
+    return lg
+
+
 def argmax(Context ctx not None, int idx=-1):
     """Greedy choice straight from the logits (no candidate array)."""
     cdef llama_context * c = ctx._c()
-    cdef float * lg = llama_get_logits_ith(c, idx)
-    if lg == NULL:
-        raise IndexError(f"no logits for batch index {idx}")
+    cdef float * lg = _logits_of(c, idx)
     cdef llama_token t
     cdef int n = ctx.n_vocab
     with nogil:
@@ -429,9 +438,7 @@ def top_candidates(Context ctx not None, int idx, int k, Candidates scratch=None
 
 cdef Candidates _fill_top_k(Context ctx, int idx, int k, Candidates scratch):
     cdef llama_context * c = ctx._c()
-    cdef float * lg = llama_get_logits_ith(c, idx)
-    if lg == NULL:
-        raise IndexError(f"no logits for batch index {idx}")
+    cdef float * lg = _logits_of(c, idx)
     if k <= 0:
         raise ValueError("k must be positive")
     cdef Candidates cand = scratch if scratch is not None else Candidates.__new__(Candidates)

@@ -216,6 +216,12 @@ def _origins(text: str) -> tuple[str, ...]:
     return tuple(o.strip() for o in text.split(",") if o.strip())
 
 
+def _rpc_servers(text: str) -> tuple[str, ...]:
+    from pyollama.rpc import parse_endpoints
+
+    return parse_endpoints(text)
+
+
 def _runner_mode(text: str) -> str:
     t = text.lower()
     if t not in ("process", "thread"):
@@ -291,6 +297,11 @@ VARS: tuple[Var, ...] = (
     Var("RUNNER", _runner_mode, "process",
         "Where loaded models run: process (a child per model, default) or thread (in the server)",
         ollama=False),
+    Var("RPC_SERVERS", _rpc_servers, (),
+        "RPC workers (pyollama worker, or llama.cpp's rpc-server from the same pin) whose devices hold model "
+        "layers like GPUs: host:port, comma separated. One that does not answer is skipped with a warning; "
+        "each serves one loaded model at a time. The protocol has no authentication or encryption: "
+        "trusted networks or tunnels only", ollama=False),
     Var("CPU_VARIANT", str, "",
         "In a build with every CPU variant (PYOLLAMA_CPU_VARIANTS=all, the container image): use this one "
         "(e.g. haswell, icelake, zen4) instead of the best this CPU reports; read when the engine loads. "
@@ -376,6 +387,7 @@ class Config:
     metrics: bool = True
     ui: bool = True
     cpu_variant: str = ""
+    rpc_servers: tuple[str, ...] = ()
     speculative: str = "off"
     draft_max: int = 8
     warnings: tuple[str, ...] = ()

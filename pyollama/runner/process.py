@@ -75,10 +75,17 @@ class ProcessRunner:
 
     def start(self) -> ProcessRunner:
         parent, child = socket.socketpair()
+        env = dict(os.environ if self._env is None else self._env)
+        # An abort (a lost RPC worker, a failed assertion) ends the child at once: ggml's backtrace runs
+        # gdb first, which takes seconds. GGML_NO_BACKTRACE=0 in the server's environment keeps it.
+        if env.get("GGML_NO_BACKTRACE") == "0":
+            del env["GGML_NO_BACKTRACE"]
+        else:
+            env.setdefault("GGML_NO_BACKTRACE", "1")
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "pyollama.runner.child", str(child.fileno())],
-                pass_fds=(child.fileno(),), env=self._env, stdin=subprocess.DEVNULL)
+                pass_fds=(child.fileno(),), env=env, stdin=subprocess.DEVNULL)
         finally:
             child.close()
         self._chan = Channel(parent)
@@ -205,6 +212,14 @@ class ProcessRunner:
                 log.error("runner for %s crashed (signal %d)", self.spec.model_path, -code)
         if self._why:
             why = self._why
+        if self.spec.rpc_servers and code:
+            # Upstream aborts a process whose worker stops answering: name the worker that went away.
+            from pyollama import rpc
+            gone = rpc.diagnose(self.spec.rpc_servers)
+            if gone:
+                why = (f"lost {gone}; the runner that used it ended ({why}), and the next request loads "
+                       "the model again on the devices that remain")
+                log.error("runner for %s lost an RPC worker: %s", self.spec.model_path, gone)
         err = RunnerDied(why)
         self._dead = self._dead or err
         if not started.done():

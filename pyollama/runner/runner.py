@@ -45,6 +45,7 @@ class Runner:
         self._adapters: list = []
         self.load_duration = 0
         self.n_gpu_layers = spec.num_gpu     # as loaded (upstream's choice after a fit)
+        self.workers: dict[str, str] = {}    # RPC device label -> libggml's name for it here (rpc.register)
         # Liveness for a watchdog (ProcessRunner's child reports them): units of work done, and whether
         # one is under way now. A unit that never ends means a hung decode.
         self.progress = 0
@@ -66,14 +67,18 @@ class Runner:
     def _start(self) -> Runner:
         t0 = time.perf_counter_ns()
         s = self.spec
+        if s.rpc_servers:
+            from pyollama import rpc
+            self.workers = rpc.register(s.rpc_servers)
+        devices = self._devices()
         self.model = _native.Model(s.model_path, n_gpu_layers=s.num_gpu, main_gpu=s.main_gpu, use_mmap=s.use_mmap,
-                                   devices=list(s.devices) or None, fit=self._fit())
+                                   tensor_split=list(s.tensor_split) or None, devices=devices, fit=self._fit(devices))
         self._adapters = [(_native.LoraAdapter(self.model, p), scale) for p, scale in s.adapters]
         if s.draft_model and s.draft_num_predict > 0 and not s.embedding:
             # On the GPUs only beside a target that is wholly there (not split by a fit or a layer count).
             whole = s.num_gpu < 0 and not s.fit_margin
             self.draft = _native.Model(s.draft_model, n_gpu_layers=-1 if whole else 0,
-                                       main_gpu=s.main_gpu, use_mmap=s.use_mmap, devices=list(s.devices) or None)
+                                       main_gpu=s.main_gpu, use_mmap=s.use_mmap, devices=devices)
         self.loop = BatchLoop(self.model, num_ctx=s.num_ctx, parallel=s.parallel, num_batch=s.num_batch,
                               num_thread=s.num_thread or default_threads(), flash_attn=s.flash_attn,
                               kv_cache_type=s.kv_cache_type, embedding=s.embedding, adapters=self._adapters,
@@ -85,7 +90,16 @@ class Runner:
         self.load_duration = time.perf_counter_ns() - t0
         return self
 
-    def _fit(self) -> _native.Fit | None:
+    def _devices(self) -> list[str] | None:
+        """The spec's offload devices by libggml's names here (None: every GPU, remote ones included). A
+        worker that could not be registered is left out."""
+        if not self.spec.devices:
+            return None
+        out = [self.workers.get(d, d) for d in self.spec.devices
+               if not d.startswith("RPC[") or d in self.workers]
+        return out or ["CPU"]
+
+    def _fit(self, devices: list[str] | None) -> _native.Fit | None:
         """Upstream's layer placement for a partial offload (the scheduler asked for it with a margin)."""
         s = self.spec
         if s.fit_margin <= 0:
@@ -93,8 +107,8 @@ class Runner:
         fit = _native.fit_params(
             s.model_path, s.fit_margin, n_ctx=s.num_ctx * s.parallel, n_seq_max=s.parallel, n_batch=s.num_batch,
             n_ubatch=s.num_batch, type_k=s.kv_cache_type, type_v=s.kv_cache_type,
-            flash_attn=s.flash_attn, embeddings=s.embedding,
-            devices=list(s.devices) or None)
+            flash_attn=s.flash_attn, embeddings=s.embedding, devices=devices,
+            tensor_split=list(s.tensor_split) or None)
         log.info("upstream placement for %s: %s", os.path.basename(s.model_path), fit)
         self.n_gpu_layers = fit.n_gpu_layers
         return fit
@@ -191,6 +205,9 @@ class Runner:
             return RunnerInfo(parallel=self.spec.parallel, embedding_only=self.spec.embedding)
         v = m.vocab
         memory = tuple(self.loop.allocated()) if self.loop else ()
+        if self.workers:        # the scheduler's names for remote devices (RPC[host:port], not RPC0)
+            label = {v: k for k, v in self.workers.items()}
+            memory = tuple({**u, "device": label.get(u["device"], u["device"])} for u in memory)
         vram = sum(u["model"] + u["context"] + u["compute"] for u in memory if u["type"] in ("gpu", "igpu"))
         return RunnerInfo(
             n_ctx=self.loop.n_ctx_slot if self.loop else 0, parallel=self.spec.parallel,

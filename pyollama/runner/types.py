@@ -30,7 +30,9 @@ class RunnerSpec:
     flash_attn: str = "auto"
     kv_cache_type: str = "f16"
     kv_adapt: bool = False       # the scheduler may quantize the KV cache to fit the GPU (type not set by the user)
-    devices: tuple[str, ...] = ()   # offload devices by name (empty: every GPU)
+    devices: tuple[str, ...] = ()   # offload devices by name (empty: every GPU); RPC[host:port] for a worker's
+    rpc_servers: tuple[str, ...] = ()  # RPC workers (host:port) to register before loading: their devices are GPUs
+    tensor_split: tuple[float, ...] = ()  # share of the offloaded layers per device, llama.cpp's -ts (empty: by free memory)
     fit_margin: int = 0          # > 0: upstream's planner places the layers, leaving this many bytes per GPU
     cache_ram: int = 0           # bytes of host memory for the prompt cache (0: off)
     speculative: str = ""        # self-speculative decoding: upstream's n-gram drafters, comma separated ("": off)

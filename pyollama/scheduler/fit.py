@@ -165,7 +165,8 @@ def plan(spec, mem: Memory, *, measure: Measure = measure_native, reserved_ram: 
         except Exception as e:  # noqa: BLE001 - e.g. a head size the quantized type cannot divide
             log.debug("KV cache %s not possible for %s: %s", kv, spec.model_path, e)
             continue
-        chosen = _full_offload(m, mem, usable, room, spread)
+        # a tensor_split spreads the layers over the GPUs it names, as llama.cpp's -ts does
+        chosen = _full_offload(m, mem, usable, room, spread or bool(spec.tensor_split))
         if chosen is None:
             continue
         devices, vram = chosen
@@ -188,6 +189,16 @@ def plan(spec, mem: Memory, *, measure: Measure = measure_native, reserved_ram: 
     vram = n * per_layer + (fixed if n else 0)
     new = dataclasses.replace(spec, fit_margin=margin) if n else dataclasses.replace(spec, num_gpu=0)
     return _check_ram(Placement(n, vram, base.total - vram, True, "", spec.kv_cache_type), ram_free), new
+
+
+def with_workers(spec, mem: Memory):
+    """``spec`` with the RPC workers its runner must register: those whose devices it may use (named in
+    ``devices``, or all of ``mem``'s when it offloads to every GPU), none when it stays on the CPU."""
+    from pyollama.rpc import endpoint_of
+
+    names = spec.devices or tuple(g.name for g in mem.gpus)
+    eps = [] if spec.num_gpu == 0 else [endpoint_of(n) for n in names if endpoint_of(n)]
+    return dataclasses.replace(spec, rpc_servers=tuple(dict.fromkeys(eps)))
 
 
 def _full_offload(m: Measured, mem: Memory, usable: dict[str, int], room: int,

@@ -191,9 +191,12 @@ def total_ram() -> int:
 
 @dataclass
 class Probe:
-    """Reads free memory; ``devices`` is injectable (defaults to ``pyollama.backends()``)."""
+    """Reads free memory; ``devices`` is injectable (defaults to ``pyollama.backends()``). ``workers``
+    (an :class:`pyollama.rpc.Pool`) adds the devices of RPC workers no runner holds, as GPUs named
+    ``RPC[host:port]``."""
 
     devices: Any = None
+    workers: Any = None
 
     def __call__(self) -> Memory:
         free = total = 0
@@ -219,6 +222,11 @@ class Probe:
             # ggml's device name (CUDA0): what a load's device list takes
             gpus.append(Gpu(str(d.get("name") or d.get("description")), int(d.get("memory_free", 0)),
                             int(d.get("memory_total", 0))))
+        if self.workers is not None:
+            from pyollama.rpc import label
+
+            gpus += [Gpu(label(w.endpoint, d.index), d.free, d.total)
+                     for w in self.workers.available() for d in w.devices]
         if not total:
             total = total_ram()
             free = free or total
@@ -228,7 +236,7 @@ class Probe:
 def _backends() -> list[dict]:
     import pyollama
 
-    return list(pyollama.backends())
+    return list(pyollama.backends(workers=False))
 
 
 probe = Probe()

@@ -29,6 +29,7 @@ from pyollama.store import gguf_meta
 MIN_CTX = 4
 MAX_PARALLEL = 256               # LLAMA_MAX_SEQ at the pin: sequences one context can hold
 MAX_CELLS = (1 << 32) - 1        # n_ctx is a uint32_t in llama_context_params
+MAX_DEVICES = 16                 # llama_max_devices() at the pin
 MAX_DRAFT = 64                   # a longer draft costs more to verify than it can save
 THREADS_PER_CPU = 4              # beyond this, more threads only contend; larger values are typos
 log = logging.getLogger("pyollama.scheduler")
@@ -56,6 +57,22 @@ def merged_options(model_params: Mapping[str, Any], options: Mapping[str, Any] |
 def _int_opt(opts: Mapping[str, Any], key: str, default: int) -> int:
     v = opts.get(key)
     return default if v is None else int(v)
+
+
+def tensor_split(value: Any) -> tuple[float, ...]:
+    """The ``tensor_split`` option ("3,1", as llama.cpp's -ts): one non-negative share per device."""
+    if value is None or value == "":
+        return ()
+    parts = [p.strip() for p in str(value).replace("/", ",").split(",")]
+    try:
+        shares = tuple(float(p) for p in parts)
+    except ValueError:
+        raise InvalidRequest(f'tensor_split must be numbers separated by commas (e.g. "3,1"), not {value!r}') from None
+    if any(not x >= 0 or x == float("inf") for x in shares) or not any(shares):
+        raise InvalidRequest(f"tensor_split needs shares that are not negative and not all zero, not {value!r}")
+    if len(shares) > MAX_DEVICES:
+        raise InvalidRequest(f"tensor_split has {len(shares)} shares; llama.cpp takes at most {MAX_DEVICES}")
+    return shares
 
 
 def runner_spec(model_path: str | Path, opts: Mapping[str, Any], cfg: Config, *, info: gguf_meta.GGUFInfo,
@@ -101,7 +118,8 @@ def runner_spec(model_path: str | Path, opts: Mapping[str, Any], cfg: Config, *,
         embedding=embedding, flash_attn=cfg.flash_attention, kv_cache_type=cfg.kv_cache_type or "f16",
         kv_adapt=not cfg.kv_cache_type, cache_ram=0 if embedding else _cache_ram(cfg),
         speculative="" if embedding or cfg.speculative == "off" else cfg.speculative, draft_max=cfg.draft_max,
-        draft_model=str(draft) if draft_n else "", draft_num_predict=draft_n)
+        draft_model=str(draft) if draft_n else "", draft_num_predict=draft_n,
+        tensor_split=tensor_split(opts.get("tensor_split")))
 
 
 def _cache_ram(cfg: Config) -> int:

@@ -240,6 +240,10 @@ class Scheduler:
     def loaded(self) -> list[Entry]:
         return [e for e in self._entries.values() if e.state == "loaded"]
 
+    def held_workers(self) -> set[str]:
+        """RPC workers (host:port) that runners use: each serves one client at a time."""
+        return {ep for e in self._entries.values() for ep in getattr(e.spec, "rpc_servers", ())}
+
     def expires_wall(self, e: Entry) -> float:
         """When ``e`` will expire, as a Unix time (``inf`` for never): a runner in use cannot expire
         before its keep-alive has run after the current request."""
@@ -397,14 +401,15 @@ class Scheduler:
               "reserved_vram": sum(e.placement.vram for e in booked), "gpu_overhead": self.gpu_overhead}
         if self._measure is not None:
             try:
-                return fit.plan(req.spec, mem, measure=self._measure, spread=self.spread, **kw)
+                placement, spec = fit.plan(req.spec, mem, measure=self._measure, spread=self.spread, **kw)
+                return placement, fit.with_workers(spec, mem)
             except Exception as e:  # noqa: BLE001 - any failure to measure falls back to the estimate
                 log.debug("cannot measure %s (%s); using the estimate", req.name, e)
         placement = place(req.estimate, mem, num_gpu=req.spec.num_gpu, **kw)
         spec = req.spec
         if mem.gpus and spec.num_gpu < 0:
             spec = dataclasses.replace(spec, num_gpu=placement.gpu_layers)
-        return placement, spec
+        return placement, fit.with_workers(spec, mem)
 
     async def _load(self, req: LoadRequest, placement: Placement, spec: RunnerSpec, keep_alive: float) -> Entry:
         log.info("loading %s (%.2f GiB, %d/%d layers on GPU%s, KV cache %s, num_ctx %s, parallel %s)", req.name,

@@ -62,6 +62,9 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     # Per-model parallel slots (Ollama only has the server-wide OLLAMA_NUM_PARALLEL; ollama/ollama#4894).
     # Unset here so the scheduler falls back to that variable; a different value needs another runner.
     Option("num_parallel", "int", None, True, "OLLAMA_NUM_PARALLEL; 1 for embedding models", extension=True),
+    # llama.cpp's --tensor-split: how the offloaded layers divide between the GPUs and RPC workers.
+    Option("tensor_split", "string", None, True, 'shares per device in load order, e.g. "3,1"; unset: by free '
+           "memory", extension=True),
 )}
 
 # Removed keys: old clients still send them. A Modelfile gets a deprecation warning, the API ignores them.

@@ -491,7 +491,7 @@ class Generator:
                 # Valid values that keep fz-tiny's runner (a reload costs ~0.5 s); mostly wrong ones.
                 out[key] = r.choice({"num_ctx": [0, 128], "num_batch": [512], "num_gpu": [-1], "num_thread": [1],
                                      "num_parallel": [1], "use_mmap": [True], "main_gpu": [0],
-                                     "draft_num_predict": [0]}[key])
+                                     "draft_num_predict": [0], "tensor_split": [""]}[key])
             else:
                 out[key] = self.fuzz_value() if self.chance(0.7) else self.random_json(2)
         return out

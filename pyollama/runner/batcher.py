@@ -408,8 +408,7 @@ class BatchLoop:
         differs from the draft (each kept token is what sampling alone would have produced); drop the
         KV cells of the rest, then emit the kept tokens as if they had come one step at a time."""
         draft, seq.draft = seq.draft, []
-        if not seq.t_prompt:
-            seq.t_prompt = time.perf_counter_ns()
+        self._prompt_done(seq)
         picked: list[tuple[int, list | None]] = []
         try:
             for i in range(len(draft) + 1):
@@ -433,9 +432,16 @@ class BatchLoop:
             if not self._emit(seq, token, lp, last=i == n_ok):
                 return
 
-    def _sample(self, seq: Sequence) -> None:
+    def _prompt_done(self, seq: Sequence) -> None:
+        """Mark the end of ``seq``'s prompt evaluation at its first sampling. Backends may compute
+        asynchronously (a GPU, an RPC worker): wait for them first, or the prompt's compute time would be
+        counted as the first generated token's."""
         if not seq.t_prompt:
+            self.ctx.synchronize()
             seq.t_prompt = time.perf_counter_ns()
+
+    def _sample(self, seq: Sequence) -> None:
+        self._prompt_done(seq)
         try:
             logprobs = self._logprobs(seq.out_idx) if seq.logprobs else None
             token = seq.sampler.sample(self.ctx, seq.out_idx)

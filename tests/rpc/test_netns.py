@@ -52,12 +52,13 @@ def test_worker_warns_it_is_reachable(hosts_cluster):
         assert f"WARNING: this worker listens on {w.endpoint}" in log and "ssh -N -L" in log, log
 
 
-def test_split_across_hosts_generates_the_local_tokens(hosts_cluster, hosts):
+@pytest.mark.parametrize("model,layers", [(MODEL, 20), ("gemma3", 12)])
+def test_split_across_hosts_generates_the_local_tokens(hosts_cluster, hosts, model, layers):
     s, ws = hosts_cluster
-    local = generate(s, MODEL, PROMPT, num_gpu=0)
-    unload(s, MODEL)
+    local = generate(s, model, PROMPT, num_gpu=0)
+    unload(s, model)
     before = [_bytes(h) for h in hosts]
-    split = generate(s, MODEL, PROMPT, num_gpu=20, tensor_split="1,1")
+    split = generate(s, model, PROMPT, num_gpu=layers, tensor_split="1,1")
     (m,) = s.ps()
     assert {d["name"] for d in m["devices"]} == {"CPU", *(f"RPC[{w.endpoint}]" for w in ws)}
     assert split["context"] == local["context"], (local["response"], split["response"])

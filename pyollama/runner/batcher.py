@@ -33,6 +33,7 @@ import numpy as np
 
 from pyollama import _native
 from pyollama.engine.detok import Detokenizer
+from pyollama.engine.logprobs import entries, logprobs
 from pyollama.engine.llm import common_prefix, generation_limits, l2_normalize, pooling_is_none, trim_kv
 from pyollama.engine.sampling import SamplingParams, TokenSampler
 from pyollama.engine.stops import StopMatcher
@@ -412,7 +413,7 @@ class BatchLoop:
         picked: list[tuple[int, list | None]] = []
         try:
             for i in range(len(draft) + 1):
-                lp = self._logprobs(seq.out_idx + i) if seq.logprobs else None
+                lp = logprobs(self.ctx.logits(seq.out_idx + i)) if seq.logprobs else None
                 token = seq.sampler.sample(self.ctx, seq.out_idx + i)
                 picked.append((token, lp))
                 if i == len(draft) or token != draft[i] or self.vocab.is_eog(token):
@@ -443,25 +444,24 @@ class BatchLoop:
     def _sample(self, seq: Sequence) -> None:
         self._prompt_done(seq)
         try:
-            logprobs = self._logprobs(seq.out_idx) if seq.logprobs else None
+            lps = logprobs(self.ctx.logits(seq.out_idx)) if seq.logprobs else None
             token = seq.sampler.sample(self.ctx, seq.out_idx)
         except PyollamaError as e:
             self._fail(seq, e)
             return
-        self._emit(seq, token, logprobs, last=True)
+        self._emit(seq, token, lps, last=True)
 
-    def _emit(self, seq: Sequence, token: int, logprobs, *, last: bool) -> bool:
+    def _emit(self, seq: Sequence, token: int, lps, *, last: bool) -> bool:
         """One sampled token to the stream; False when it ended the sequence. Only the ``last`` token of a
         step still has to be decoded (it becomes ``pending``): the others are in the KV already."""
-        if logprobs is not None:
-            logprobs = self._logprob_entries(seq, token, *logprobs)
+        lp_entries = entries(seq.detok.token_bytes, token, *lps, seq.top_logprobs) if lps is not None else None
         if self.vocab.is_eog(token):
             self._finish(seq, "stop")
             return False
         seq.generated.append(token)
         text, matched = seq.stops.feed(seq.detok.feed(token))
-        if text or logprobs:
-            seq.stream.put(TokenEvent(text, token, logprobs))
+        if text or lp_entries:
+            seq.stream.put(TokenEvent(text, token, lp_entries))
         if matched is not None:
             self._finish(seq, "stop", flush=False, stop=matched)
             return False
@@ -501,24 +501,6 @@ class BatchLoop:
         del slot.cached[keep:]
         slot.stale = True
         return True
-
-    def _logprobs(self, idx: int):
-        logits = np.asarray(self.ctx.logits(idx), dtype=np.float64)
-        m = logits.max()
-        lse = m + np.log(np.exp(logits - m).sum())
-        return logits, lse
-
-    def _logprob_entries(self, seq: Sequence, token: int, logits, lse) -> list:
-        def entry(t: int) -> dict:
-            b = seq.detok.token_bytes(t)
-            return {"token": b.decode("utf-8", "replace"), "logprob": float(logits[t] - lse), "bytes": list(b)}
-        e = entry(token)
-        if seq.top_logprobs:
-            k = min(seq.top_logprobs, len(logits))
-            top = np.argpartition(-logits, k - 1)[:k]
-            top = top[np.argsort(-logits[top], kind="stable")]
-            e["top_logprobs"] = [entry(int(t)) for t in top]
-        return [e]
 
     # --- endings ---------------------------------------------------------------------------------
     def _finish(self, seq: Sequence, reason: str, *, flush: bool = True, release: bool = True,

@@ -20,7 +20,7 @@ How the bytes move:
   the rename has little left; the part's ``Completed`` count is saved (Ollama's ``-partial-N`` JSON) only
   after the data it counts was written, at least every ``save_interval`` seconds and when an attempt ends,
   so a SIGKILL loses at most that much;
-* a hasher thread hashes the written prefix of the file (read back through a read-only map) while later
+* a hasher thread (``hasher.py``) hashes the written prefix of the file (read back through a read-only map) while later
   parts still arrive; the commit finishes the hash, compares, and only then renames;
 * a dropped connection retries the rest of the part with exponential backoff (``max_tries``); a stall (no
   byte for ``stall_timeout``) retries without using a try (bounded by ``max_stalls``); a refused redirect
@@ -32,18 +32,13 @@ worker threads; shared state is guarded by locks, progress reads are racy-but-mo
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import hashlib
 import http.client
 import json
 import logging
-import mmap
 import re
 import socket
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import ClassVar
@@ -51,11 +46,13 @@ from urllib.parse import urljoin
 
 import httpx
 
-from pyollama.errors import BlobBusy, RegistryError, RegistryUnreachable, StoreError
+from pyollama.errors import BlobBusy, RegistryError, RegistryUnreachable
 from pyollama.store.blobs import Blob, PartialBlob
+from pyollama.store.fsutil import start_writeback
 from pyollama.store.manifest import Layer
 from pyollama.store.names import ModelName
-from pyollama.store.registry.fastget import RangeClient
+from pyollama.store.registry.fastget import Body, FastBody, HttpxBody, RangeClient
+from pyollama.store.registry.hasher import PrefixHasher
 from pyollama.store.registry.options import RegistryOptions
 from pyollama.store.registry.session import REDIRECTS, Session
 from pyollama.store.store import Store
@@ -155,7 +152,7 @@ class BlobDownload:
         self._session: Session | None = None
         self._local = threading.local()           # each worker's keep-alive RangeClient
         self._clients: list[RangeClient] = []
-        self._hasher: _Hasher | None = None
+        self._hasher: PrefixHasher | None = None
         self._thread = threading.Thread(target=self._run, name=f"pull-{self.digest[7:19]}", daemon=True)
 
     # -- for the pulls ------------------------------------------------------------------------------
@@ -366,7 +363,7 @@ class BlobDownload:
                 self._clients.append(c)
         return c
 
-    def _open(self, url: str, headers: dict[str, str]) -> _Body:
+    def _open(self, url: str, headers: dict[str, str]) -> Body:
         """GET on the fast path; anything but 200/206 is redone through the session, which knows how to
         answer an auth challenge, follow a redirect and word an error."""
         s = self._session
@@ -385,14 +382,14 @@ class BlobDownload:
         except socket.gaierror as e:
             raise s.unreachable("GET", url, e, what) from None
         if r.status in (200, 206):
-            return _FastBody(r, client, url)
+            return FastBody(r, client, url)
         with contextlib.suppress(OSError, http.client.HTTPException):
             r.read(64 << 10)
         r.close()
         client.drop(url)
         resp = s.request("GET", url, headers=headers, stream=True, retry=False,
                          read_timeout=self.options.stall_timeout, what=what)
-        return _HttpxBody(resp)
+        return HttpxBody(resp)
 
     def _fetch_part(self, part: Part, ranged: bool = True) -> None:
         s = self._session
@@ -457,7 +454,7 @@ class BlobDownload:
                 body.close()
                 self._save(part)
 
-    def _check_status(self, body: _Body, part: Part, start: int, end: int, ranged: bool) -> None:
+    def _check_status(self, body: Body, part: Part, start: int, end: int, ranged: bool) -> None:
         code = body.status
         s = self._session
         assert s is not None
@@ -478,7 +475,7 @@ class BlobDownload:
             if start == 0 and part.offset == 0 and end == self.total - 1:
                 return   # the whole blob from the start: what this part wants anyway
             raise _NoRanges()
-        assert isinstance(body, _HttpxBody)
+        assert isinstance(body, HttpxBody)
         resp = body.resp
         if code in (401, 403, 400) and self._url and not s.same_host(self._url):
             raise _Retry(s.error(resp, what), reresolve=True)    # an expired presigned URL
@@ -486,7 +483,7 @@ class BlobDownload:
             raise _Retry(s.error(resp, what))
         raise s.error(resp, what)
 
-    def _receive(self, body: _Body, part: Part, view: memoryview) -> None:
+    def _receive(self, body: Body, part: Part, view: memoryview) -> None:
         """``readinto`` the reused buffer and pwrite it at the part's offset, buffer by buffer; save the
         part's progress every ``save_interval`` seconds (data first, then the count)."""
         cap = len(view)
@@ -523,7 +520,7 @@ class BlobDownload:
         assert self.partial is not None
         offset = part.offset + part.completed
         self.partial.write_at(offset, view[:fill])
-        _start_writeback(self.partial.fd, offset, fill)
+        start_writeback(self.partial.fd, offset, fill)
         part.completed += fill
         part.buffered = 0
         hasher = self._hasher
@@ -533,7 +530,7 @@ class BlobDownload:
     # -- hashing while downloading -----------------------------------------------------------------
     def _start_hasher(self) -> None:
         if self.partial is not None and self.total:
-            self._hasher = _Hasher(self)
+            self._hasher = PrefixHasher(self)
             self._hasher.start()
 
     def _stop_hasher(self) -> None:
@@ -541,140 +538,6 @@ class BlobDownload:
         h, self._hasher = self._hasher, None
         if h is not None:
             h.stop()
-
-
-class _Hasher(threading.Thread):
-    """Hashes the written prefix of the partial file (read back from the file, so what is verified is
-    what is on disk) while later parts are still arriving; the commit then only hashes what is left."""
-
-    def __init__(self, job: BlobDownload):
-        super().__init__(name=f"sha256-{job.digest[7:19]}", daemon=True)
-        self.job = job
-        self.sha = hashlib.sha256()
-        self.done = 0
-        self.wake = threading.Event()
-        self._halt = threading.Event()
-
-    def prefix(self) -> int:
-        """Bytes from 0 that are written: whole parts, then the first unfinished part's completed."""
-        pos = 0
-        for p in self.job.parts:
-            if p.offset != pos:
-                break
-            pos = p.offset + p.completed
-            if p.completed < p.size:
-                break
-        return pos
-
-    def run(self) -> None:
-        partial = self.job.partial
-        if partial is None:
-            return
-        total = self.job.total
-        step = 8 << 20
-        try:
-            # Hash straight from the page cache through a read-only map: no copy into a buffer.
-            with mmap.mmap(partial.fd, total, prot=mmap.PROT_READ) as mm:
-                view = memoryview(mm)
-                try:
-                    while not self._halt.is_set() and self.done < total:
-                        upto = min(self.prefix(), self.done + step)
-                        if upto <= self.done:
-                            self.wake.wait(0.05)
-                            self.wake.clear()
-                            continue
-                        self.sha.update(view[self.done:upto])
-                        self.done = upto
-                finally:
-                    view.release()
-        except (OSError, ValueError, StoreError):   # the partial was closed under us: commit re-hashes
-            self.done = -1
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.wake.set()
-        if self.is_alive() and threading.current_thread() is not self:
-            self.join()
-
-
-def _load_sync_file_range():
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        f = libc.sync_file_range
-    except (OSError, AttributeError):
-        return None
-    f.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    f.restype = ctypes.c_int
-    return f
-
-
-_sync_file_range = _load_sync_file_range() if sys.platform.startswith("linux") else None
-
-
-def _start_writeback(fd: int, offset: int, length: int) -> None:
-    """Start (not wait for) writeback of a just-written range, so the fsync before the final rename has
-    little left to flush (Linux ``sync_file_range(SYNC_FILE_RANGE_WRITE)``; elsewhere a no-op)."""
-    if _sync_file_range is not None:
-        _sync_file_range(fd, offset, length, 2)
-
-
-class _Body:
-    """A response body read with ``readinto``, from either HTTP stack."""
-
-    status: int
-
-    def header(self, name: str) -> str | None:
-        raise NotImplementedError
-
-    def readinto(self, view: memoryview) -> int:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-
-class _FastBody(_Body):
-    def __init__(self, resp: http.client.HTTPResponse, client: RangeClient, url: str):
-        self.resp = resp
-        self.status = resp.status
-        self._client = client
-        self._url = url
-
-    def header(self, name: str) -> str | None:
-        return self.resp.getheader(name)
-
-    def readinto(self, view: memoryview) -> int:
-        return self.resp.readinto(view)
-
-    def close(self) -> None:
-        if not self.resp.isclosed():
-            # Unread body bytes would be taken for the next response: drop the connection instead.
-            self.resp.close()
-            self._client.drop(self._url)
-
-
-class _HttpxBody(_Body):
-    def __init__(self, resp: httpx.Response):
-        self.resp = resp
-        self.status = resp.status_code
-        self._chunks: Iterator[bytes] | None = None
-        self._rest = b""
-
-    def header(self, name: str) -> str | None:
-        return self.resp.headers.get(name)
-
-    def readinto(self, view: memoryview) -> int:
-        if not self._rest:
-            if self._chunks is None:
-                self._chunks = self.resp.iter_raw()
-            self._rest = next(self._chunks, b"")
-        n = min(len(view), len(self._rest))
-        view[:n] = self._rest[:n]
-        self._rest = self._rest[n:]
-        return n
-
-    def close(self) -> None:
-        self.resp.close()
 
 
 class _Retry(Exception):

@@ -11,13 +11,19 @@ It follows the same transport decisions as the session: the proxy from :func:`pr
 tunnel for https, absolute-URI requests for http), the same TLS context (:func:`ssl_context`), the connect
 timeout, and the stall timeout on every read.
 
+:class:`Body` is what the download reads either way: :class:`FastBody` over this module's response,
+:class:`HttpxBody` over the session's.
+
 Thread-safety: one :class:`RangeClient` per worker thread (it keeps that thread's keep-alive connections).
 """
 from __future__ import annotations
 
 import base64
 import http.client
+from collections.abc import Iterator
 from urllib.parse import unquote, urlsplit
+
+import httpx
 
 from pyollama.store.registry.session import proxy_for, ssl_context
 
@@ -87,3 +93,62 @@ class RangeClient:
         for c in self._conns.values():
             c.close()
         self._conns.clear()
+
+
+class Body:
+    """A response body read with ``readinto``, from either HTTP stack."""
+
+    status: int
+
+    def header(self, name: str) -> str | None:
+        raise NotImplementedError
+
+    def readinto(self, view: memoryview) -> int:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class FastBody(Body):
+    def __init__(self, resp: http.client.HTTPResponse, client: RangeClient, url: str):
+        self.resp = resp
+        self.status = resp.status
+        self._client = client
+        self._url = url
+
+    def header(self, name: str) -> str | None:
+        return self.resp.getheader(name)
+
+    def readinto(self, view: memoryview) -> int:
+        return self.resp.readinto(view)
+
+    def close(self) -> None:
+        if not self.resp.isclosed():
+            # Unread body bytes would be taken for the next response: drop the connection instead.
+            self.resp.close()
+            self._client.drop(self._url)
+
+
+class HttpxBody(Body):
+    def __init__(self, resp: httpx.Response):
+        self.resp = resp
+        self.status = resp.status_code
+        self._chunks: Iterator[bytes] | None = None
+        self._rest = b""
+
+    def header(self, name: str) -> str | None:
+        return self.resp.headers.get(name)
+
+    def readinto(self, view: memoryview) -> int:
+        if not self._rest:
+            if self._chunks is None:
+                self._chunks = self.resp.iter_raw()
+            self._rest = next(self._chunks, b"")
+        n = min(len(view), len(self._rest))
+        view[:n] = self._rest[:n]
+        self._rest = self._rest[n:]
+        return n
+
+    def close(self) -> None:
+        self.resp.close()

@@ -148,18 +148,13 @@ def result_content(v: Any, where: str) -> tuple[str, list[bytes]]:
 
 
 def tools_of(raw: Any) -> list[dict[str, Any]]:
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise InvalidRequest("tools: must be an array")
-    out = []
-    for i, t in enumerate(raw):
+    def tool(i: int, t: Any) -> dict[str, Any]:
         if not isinstance(t, dict) or t.get("type", "custom") != "custom":
             kind = t.get("type") if isinstance(t, dict) else None
             raise InvalidRequest(f"tools.{i}: server tools ({kind!r}) are not supported; declare custom tools "
                                  "with an input_schema")
-        out.append(X.function_tool(t.get("name"), t.get("description"), t.get("input_schema"), f"tools.{i}"))
-    return out
+        return X.function_tool(t.get("name"), t.get("description"), t.get("input_schema"), f"tools.{i}")
+    return X.tool_list(raw, tool, "tools: must be an array")
 
 
 def thinking_of(b: dict[str, Any]) -> bool | str | None:

@@ -112,6 +112,17 @@ def parse_arguments(args: Any, where: str) -> dict[str, Any]:
     raise InvalidRequest(f"{where}: arguments must be a JSON object")
 
 
+def tool_list(raw: Any, convert: Callable[[int, Any], dict[str, Any]],
+              not_array: str = '"tools" must be an array') -> list[dict[str, Any]]:
+    """A request's ``tools``: none when absent, else ``convert(i, tool)`` (a surface's own shape checked
+    and turned into :func:`function_tool`'s) for each element of the array."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise InvalidRequest(not_array)
+    return [convert(i, t) for i, t in enumerate(raw)]
+
+
 def function_tool(name: Any, description: Any, parameters: Any, where: str) -> dict[str, Any]:
     """A tool in the native (OpenAI function) shape, checked."""
     if not isinstance(name, str) or not name:

@@ -148,17 +148,12 @@ def content_parts(content: Any, where: str) -> tuple[str, list[bytes]]:
 
 
 def chat_tools(raw: Any) -> list[dict[str, Any]]:
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise InvalidRequest('"tools" must be an array')
-    out = []
-    for i, t in enumerate(raw):
+    def tool(i: int, t: Any) -> dict[str, Any]:
         fn = t.get("function") if isinstance(t, dict) else None
         if not isinstance(t, dict) or t.get("type", "function") != "function" or not isinstance(fn, dict):
             raise InvalidRequest(f"tools[{i}] must be {{\"type\": \"function\", \"function\": {{...}}}}")
-        out.append(X.function_tool(fn.get("name"), fn.get("description"), fn.get("parameters"), f"tools[{i}]"))
-    return out
+        return X.function_tool(fn.get("name"), fn.get("description"), fn.get("parameters"), f"tools[{i}]")
+    return X.tool_list(raw, tool)
 
 
 def response_format(v: Any) -> str | dict[str, Any] | None:

@@ -112,17 +112,12 @@ def _parts(content: Any) -> Any:
 
 
 def tools_of(raw: Any) -> list[dict[str, Any]]:
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise InvalidRequest('"tools" must be an array')
-    out = []
-    for i, t in enumerate(raw):
+    def tool(i: int, t: Any) -> dict[str, Any]:
         if not isinstance(t, dict) or t.get("type") != "function":
             kind = t.get("type") if isinstance(t, dict) else None
             raise InvalidRequest(f"tools[{i}]: only function tools are supported, not {kind!r}")
-        out.append(X.function_tool(t.get("name"), t.get("description"), t.get("parameters"), f"tools[{i}]"))
-    return out
+        return X.function_tool(t.get("name"), t.get("description"), t.get("parameters"), f"tools[{i}]")
+    return X.tool_list(raw, tool)
 
 
 def text_format(text: Any) -> tuple[str | dict[str, Any] | None, dict[str, Any]]:

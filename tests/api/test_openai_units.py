@@ -135,3 +135,26 @@ def test_effort_and_images():
                      ("data:image/png;base64,***", "not valid base64")):
         with pytest.raises(InvalidRequest, match=msg):
             X.image_data(bad, "x")
+
+
+def test_tools_of_each_surface():
+    from pyollama.api import anthropic, openai, responses
+
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+    want = X.function_tool("w", "the weather", schema, "tools[0]")
+    assert openai.chat_tools([{"type": "function", "function": {"name": "w", "description": "the weather",
+                                                                 "parameters": schema}}]) == [want]
+    assert responses.tools_of([{"type": "function", "name": "w", "description": "the weather",
+                                "parameters": schema}]) == [want]
+    assert anthropic.tools_of([{"name": "w", "description": "the weather", "input_schema": schema}]) == [want]
+    assert openai.chat_tools(None) == responses.tools_of(None) == anthropic.tools_of(None) == []
+    for parse, bad, msg in [
+        (openai.chat_tools, {"x": 1}, '"tools" must be an array'),
+        (openai.chat_tools, [{"type": "web_search"}], r"tools\[0\] must be"),
+        (responses.tools_of, "t", '"tools" must be an array'),
+        (responses.tools_of, [{"type": "function", "name": "p"}, {"type": "file_search"}], r"tools\[1\]: only function"),
+        (anthropic.tools_of, {}, "tools: must be an array"),
+        (anthropic.tools_of, [{"type": "web_search_20250305", "name": "s"}], r"tools\.0: server tools"),
+    ]:
+        with pytest.raises(InvalidRequest, match=msg):
+            parse(bad)

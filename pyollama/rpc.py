@@ -23,6 +23,7 @@ import logging
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -39,6 +40,7 @@ CONN_CAPS = 24             # bytes of transport capabilities in HELLO (all zero:
 PROTOCOL_MAJOR = 7         # the pin's RPC_PROTO_MAJOR_VERSION (checked against _native in tests)
 PROTOCOL_MINOR = 0
 PROBE_TIMEOUT = 3.0        # seconds a worker may take to accept and answer the handshake
+RETRY_AFTER = 15.0         # seconds a worker that could not be used is left out before it is asked again
 DEFAULT_PORT = 50052       # upstream rpc-server's default
 
 
@@ -184,27 +186,32 @@ def probe_all(endpoints: Iterable[str], timeout: float = PROBE_TIMEOUT) -> dict[
 class Pool:
     """The configured workers. ``held`` says which ones loaded runners use (a worker serves one client
     at a time: probing one of those would wait for the runner to let go). A worker that cannot be
-    reached is skipped with one warning until it answers again."""
+    used is skipped with one warning until it answers again, and not asked again for ``retry_after``
+    seconds (a silent one would otherwise cost every load the probe's timeout)."""
 
     def __init__(self, endpoints: Iterable[str], *, held: Callable[[], Iterable[str]] = lambda: (),
-                 timeout: float = PROBE_TIMEOUT):
+                 timeout: float = PROBE_TIMEOUT, retry_after: float = RETRY_AFTER):
         self.endpoints = tuple(endpoints)
         self.held = held
         self.timeout = timeout
+        self.retry_after = retry_after
         self._lock = threading.Lock()
-        self._down: dict[str, str] = {}        # endpoint -> the reason last warned about
+        self._down: dict[str, tuple[str, float]] = {}   # endpoint -> (the reason warned about, when to ask again)
 
     def available(self) -> list[Worker]:
         """The workers no runner holds that answer now, in configured order."""
         busy = set(self.held())
-        results = probe_all([ep for ep in self.endpoints if ep not in busy], self.timeout)
+        now = time.monotonic()
+        with self._lock:
+            resting = {ep for ep, (_, when) in self._down.items() if when > now}
+        results = probe_all([ep for ep in self.endpoints if ep not in busy and ep not in resting], self.timeout)
         out = []
         with self._lock:
             for ep, r in results.items():
                 if isinstance(r, WorkerUnavailable):
-                    if self._down.get(ep) != r.reason:
-                        log.warning("%s; skipping it", r)
-                    self._down[ep] = r.reason
+                    if self._down.get(ep, ("",))[0] != r.reason:
+                        log.warning("%s; skipping it (asked again in %g s)", r, self.retry_after)
+                    self._down[ep] = (r.reason, time.monotonic() + self.retry_after)
                     continue
                 if ep in self._down:
                     log.info("RPC worker %s answers again", ep)

@@ -173,3 +173,16 @@ def test_processor_column_names_workers():
     assert fmt.processor(100, 100, [w1]) == "100% 1 RPC"
     assert fmt.processor(100, 100, [{"name": "CUDA0", "type": "gpu", "size": 50}, w1]) == "100% GPU+1 RPC"
     assert fmt.processor(100, 100, []) == "100% GPU"
+
+
+def test_pool_rests_a_silent_worker(peer):
+    p = peer(lambda conn: None)             # accepts, never answers
+    pool = rpc.Pool([p.endpoint], timeout=0.3, retry_after=1.0)
+    t0 = time.monotonic()
+    assert pool.available() == []
+    assert time.monotonic() - t0 >= 0.3 and len(p.conns) == 1
+    t0 = time.monotonic()
+    assert pool.available() == []           # resting: not asked, no timeout paid
+    assert time.monotonic() - t0 < 0.2 and len(p.conns) == 1
+    time.sleep(1.0)
+    assert pool.available() == [] and len(p.conns) == 2

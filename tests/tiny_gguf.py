@@ -136,6 +136,72 @@ def write_tiny_llama(path: Path, vocab_gguf: Path, **overrides) -> Path:
     return write_tiny_gguf(path, vocab=vocab_gguf, **{**_TINY_LLAMA, **overrides})
 
 
+def write_tiny_mmproj(path: Path, *, n_embd_text: int = _TINY_LLAMA["n_embd"], n_embd: int = 32, n_ff: int = 64,
+                      n_layer: int = 2, n_head: int = 2, image_size: int = 32, patch: int = 8, seed: int = 0) -> Path:
+    """A random-weight vision projector (mmproj) for :func:`write_tiny_llama`: a LLaVA-style CLIP ViT
+    (``clip.projector_type`` "mlp": patch embedding, class token, ``n_layer`` pre-norm blocks, a two-layer
+    MLP into the text model's ``n_embd_text``), as libmtmd loads it at the pin. An image becomes
+    ``(image_size / patch)²`` embeddings (16 by default). No vision model exists on PyPI; identity with
+    upstream still holds on random weights."""
+    rng = np.random.default_rng(seed)
+    w = gguf.GGUFWriter(path, "clip")
+    w.add_string("clip.projector_type", "mlp")
+    w.add_bool("clip.has_vision_encoder", True)
+    w.add_bool("clip.use_gelu", True)
+    w.add_uint32("clip.vision.image_size", image_size)
+    w.add_uint32("clip.vision.patch_size", patch)
+    w.add_uint32("clip.vision.embedding_length", n_embd)
+    w.add_uint32("clip.vision.feed_forward_length", n_ff)
+    w.add_uint32("clip.vision.projection_dim", n_embd_text)
+    w.add_uint32("clip.vision.block_count", n_layer)
+    w.add_uint32("clip.vision.attention.head_count", n_head)
+    w.add_float32("clip.vision.attention.layer_norm_epsilon", 1e-5)
+    w.add_array("clip.vision.image_mean", [0.5, 0.5, 0.5])
+    w.add_array("clip.vision.image_std", [0.5, 0.5, 0.5])
+    w.add_uint32("general.file_type", 0)
+
+    def t(name: str, *shape: int, scale: float = 0.05) -> None:
+        w.add_tensor(name, (rng.standard_normal(shape) * scale).astype(np.float32))
+
+    def norm(name: str, n: int) -> None:
+        w.add_tensor(f"{name}.weight", np.ones(n, np.float32))
+        w.add_tensor(f"{name}.bias", np.zeros(n, np.float32))
+
+    n_pos = (image_size // patch) ** 2 + 1
+    t("v.patch_embd.weight", n_embd, 3, patch, patch, scale=0.5)
+    t("v.class_embd", n_embd)
+    t("v.position_embd.weight", n_pos, n_embd)
+    norm("v.pre_ln", n_embd)
+    for i in range(n_layer):
+        for x in ("q", "k", "v"):
+            t(f"v.blk.{i}.attn_{x}.weight", n_embd, n_embd)
+            t(f"v.blk.{i}.attn_{x}.bias", n_embd)
+        t(f"v.blk.{i}.attn_out.weight", n_embd, n_embd)
+        t(f"v.blk.{i}.attn_out.bias", n_embd)
+        norm(f"v.blk.{i}.ln1", n_embd)
+        norm(f"v.blk.{i}.ln2", n_embd)
+        t(f"v.blk.{i}.ffn_up.weight", n_ff, n_embd)        # ggml's ne order: [n_embd, n_ff]
+        t(f"v.blk.{i}.ffn_up.bias", n_ff)
+        t(f"v.blk.{i}.ffn_down.weight", n_embd, n_ff)
+        t(f"v.blk.{i}.ffn_down.bias", n_embd)
+    t("mm.0.weight", n_embd_text, n_embd, scale=1.0)
+    t("mm.0.bias", n_embd_text)
+    t("mm.2.weight", n_embd_text, n_embd_text, scale=1.0)
+    t("mm.2.bias", n_embd_text)
+    save(w)
+    return path
+
+
+def ppm_image(width: int, height: int, pixel) -> bytes:
+    """A binary PPM (P6) image, which upstream's image loader (stb_image) reads: ``pixel(x, y)`` gives
+    (r, g, b). Test images without an imaging library."""
+    data = bytearray()
+    for y in range(height):
+        for x in range(width):
+            data += bytes(pixel(x, y))
+    return b"P6\n%d %d\n255\n" % (width, height) + bytes(data)
+
+
 def write_tiny_lora(path: Path, *, arch: str = "llama", n_embd: int = 576, rank: int = 4, seed: int = 0,
                     target: str = "blk.0.attn_q.weight") -> Path:
     """A LoRA adapter GGUF in llama.cpp's format (general.type=adapter, lora_a/lora_b pairs)."""

@@ -80,6 +80,13 @@ class TokenizeError(NativeError, ValueError):
     status = 400
 
 
+class MediaError(NativeError, ValueError):
+    """An image (or audio clip) that libmtmd cannot use: not a format it decodes, corrupt, or more media
+    than the prompt has markers for."""
+
+    status = 400
+
+
 # --- templates -----------------------------------------------------------------------------------
 class TemplateError(PyollamaError):
     """A prompt template failed to parse or execute."""

@@ -18,6 +18,8 @@ HEADERS = {
     "ggml.h": LLAMA / "ggml" / "include" / "ggml.h",
     "ggml-cpu.h": LLAMA / "ggml" / "include" / "ggml-cpu.h",
     "ggml-backend.h": LLAMA / "ggml" / "include" / "ggml-backend.h",
+    "mtmd.h": LLAMA / "tools" / "mtmd" / "mtmd.h",
+    "mtmd-helper.h": LLAMA / "tools" / "mtmd" / "mtmd-helper.h",
 }
 
 pytestmark = pytest.mark.skipif(not HEADERS["llama.h"].exists(),
@@ -163,7 +165,7 @@ def header():
     return parse_header_enums(text), parse_header_structs(text), parse_header_functions(text)
 
 
-@pytest.fixture(scope="module", params=["llama.pxd", "ggml.pxd"])
+@pytest.fixture(scope="module", params=["llama.pxd", "ggml.pxd", "mtmd.pxd"])
 def mirror(request):
     return request.param, parse_pxd(CSRC / request.param)
 

@@ -249,7 +249,7 @@ cdef class Context:
         of n_vocab values, without a copy. Valid until the next decode."""
         cdef llama_context * c = self._c()
         cdef float * p
-        with nogil:     # waits for the last decode to finish on every backend (an RPC worker's too)
+        with nogil:     # waits for the decode on every backend (sampler.pxi: _NOGIL_LOGITS)
             p = llama_get_logits_ith(c, i)
         if p == NULL:
             raise IndexError(f"no logits for batch index {i} (was its output flag set?)")

@@ -51,7 +51,6 @@ cdef extern from "mtmd.h" nogil:
     void mtmd_free(mtmd_context * ctx)
     cbool mtmd_support_vision(const mtmd_context * ctx)
     cbool mtmd_support_audio(const mtmd_context * ctx)
-    void mtmd_log_set(ggml_log_callback log_callback, void * user_data)
 
     uint32_t mtmd_bitmap_get_nx(const mtmd_bitmap * bitmap)
     uint32_t mtmd_bitmap_get_ny(const mtmd_bitmap * bitmap)
@@ -64,8 +63,6 @@ cdef extern from "mtmd.h" nogil:
     void mtmd_input_chunks_free(mtmd_input_chunks * chunks)
     mtmd_input_chunk_type mtmd_input_chunk_get_type(const mtmd_input_chunk * chunk)
     const llama_token * mtmd_input_chunk_get_tokens_text(const mtmd_input_chunk * chunk, size_t * n_tokens_output)
-    size_t mtmd_input_chunk_get_n_tokens(const mtmd_input_chunk * chunk)
-    llama_pos mtmd_input_chunk_get_n_pos(const mtmd_input_chunk * chunk)
 
     int32_t mtmd_tokenize(const mtmd_context * ctx, mtmd_input_chunks * output, const mtmd_input_text * text,
                           const mtmd_bitmap * const * bitmaps, size_t n_bitmaps)

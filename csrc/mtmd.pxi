@@ -12,7 +12,7 @@ cdef class Projector:
     """A media projector loaded for ``model`` (libmtmd's mtmd_context); keeps the model alive and counts
     as one of its children, so the model cannot be closed under it.
 
-    Projector(model, path, *, n_threads=0 (all the process may use), use_gpu=True, flash_attn="auto",
+    Projector(model, path, *, n_threads=None (upstream's default), use_gpu=True, flash_attn="auto",
               warmup=False)
     Thread-safety: tokenize and image from any thread; eval on the context's thread only."""
 
@@ -23,7 +23,7 @@ cdef class Projector:
     def __cinit__(self):
         self.ptr = NULL
 
-    def __init__(self, Model model not None, path, *, int n_threads=0, bint use_gpu=True, flash_attn="auto",
+    def __init__(self, Model model not None, path, *, n_threads=None, bint use_gpu=True, flash_attn="auto",
                  bint warmup=False):
         path = os.fspath(path)
         _check_gguf_file(path)
@@ -32,7 +32,10 @@ cdef class Projector:
         cdef mtmd_context_params p = mtmd_context_params_default()
         p.use_gpu = use_gpu
         p.print_timings = False
-        p.n_threads = n_threads if n_threads > 0 else len(os.sched_getaffinity(0))
+        if n_threads is not None:
+            if n_threads <= 0:
+                raise ValueError(f"n_threads must be positive, not {n_threads}")
+            p.n_threads = n_threads
         p.flash_attn_type = _FLASH_ATTN[flash_attn]
         p.warmup = warmup
         cdef bytes bpath = path.encode()

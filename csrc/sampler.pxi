@@ -207,12 +207,16 @@ cdef class Sampler:
         except while a Python sampler in the chain runs)."""
         cdef llama_sampler * s = self._s()
         cdef llama_context * c = ctx._c()
-        _logits_of(c, idx)
         cdef llama_token t = -1
         cdef cpp_string err
-        cdef int rc
-        with nogil:
-            rc = pyo_sampler_sample(s, c, idx, &t, err)
+        cdef int rc = 0
+        cdef float * lg
+        with nogil:     # reading the logits waits for the decode: without the GIL (_NOGIL_LOGITS)
+            lg = llama_get_logits_ith(c, idx)
+            if lg != NULL:
+                rc = pyo_sampler_sample(s, c, idx, &t, err)
+        if lg == NULL:
+            _no_logits(idx)
         _check_rc(rc, err)
         return t
 
@@ -372,26 +376,26 @@ cdef extern from "shim/pick.h" nogil:
     int32_t pyo_top_k(const float * logits, int32_t n, int32_t k, pyo_token_data * out)
 
 
-cdef float * _logits_of(llama_context * c, int idx) except NULL:
-    """The logits of batch index ``idx``. Reading them waits for the decode to finish on every
-    backend: with the GIL released, as a backend's thread may need it meanwhile (to log a lost RPC
-    worker before aborting) and would deadlock against a waiter holding it."""
-    cdef float * lg
-    with nogil:
-        lg = llama_get_logits_ith(c, idx)
-    if lg == NULL:
-        raise IndexError(f"no logits for batch index {idx}")
-    return lg
+# _NOGIL_LOGITS: reading a batch's logits waits for the decode to finish on every backend, so it runs
+# without the GIL, in the same nogil block as the work on them (one release per token): a backend's
+# thread may need the GIL meanwhile (an RPC worker's, to log a lost connection before it aborts) and
+# would deadlock against a waiter holding it.
+cdef int _no_logits(int idx) except -1:
+    raise IndexError(f"no logits for batch index {idx}")
 
 
 def argmax(Context ctx not None, int idx=-1):
     """Greedy choice straight from the logits (no candidate array)."""
     cdef llama_context * c = ctx._c()
-    cdef float * lg = _logits_of(c, idx)
-    cdef llama_token t
+    cdef float * lg
+    cdef llama_token t = -1
     cdef int n = ctx.n_vocab
-    with nogil:
-        t = pyo_argmax(lg, n)
+    with nogil:     # _NOGIL_LOGITS
+        lg = llama_get_logits_ith(c, idx)
+        if lg != NULL:
+            t = pyo_argmax(lg, n)
+    if lg == NULL:
+        _no_logits(idx)
     return t
 
 
@@ -438,14 +442,18 @@ def top_candidates(Context ctx not None, int idx, int k, Candidates scratch=None
 
 cdef Candidates _fill_top_k(Context ctx, int idx, int k, Candidates scratch):
     cdef llama_context * c = ctx._c()
-    cdef float * lg = _logits_of(c, idx)
     if k <= 0:
         raise ValueError("k must be positive")
     cdef Candidates cand = scratch if scratch is not None else Candidates.__new__(Candidates)
     _candidates_reserve(cand, k)
     cdef int n = ctx.n_vocab
-    with nogil:
-        cand.arr.size = pyo_top_k(lg, n, k, <pyo_token_data *> cand.arr.data)
-        cand.arr.sorted = True
-        cand.arr.selected = -1
+    cdef float * lg
+    with nogil:     # _NOGIL_LOGITS
+        lg = llama_get_logits_ith(c, idx)
+        if lg != NULL:
+            cand.arr.size = pyo_top_k(lg, n, k, <pyo_token_data *> cand.arr.data)
+            cand.arr.sorted = True
+            cand.arr.selected = -1
+    if lg == NULL:
+        _no_logits(idx)
     return cand

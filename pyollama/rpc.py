@@ -18,7 +18,6 @@ Thread-safety: :func:`probe` from any thread; a Pool's methods from any thread.
 from __future__ import annotations
 
 import concurrent.futures
-import ipaddress
 import logging
 import socket
 import struct
@@ -93,15 +92,6 @@ def parse_endpoints(text: str) -> tuple[str, ...]:
             if ep not in out:
                 out.append(ep)
     return tuple(out)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class _Conn:

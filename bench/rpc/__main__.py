@@ -31,6 +31,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.serve.__main__ import _port
 from pyollama import pypi_models, rpc
 from pyollama.errors import WorkerUnavailable
 from pyollama.store import CreateRequest, Store, create
@@ -39,14 +40,6 @@ from tests.rpc import netns
 
 TEXT = ("The history of the river valley is long and varied. Farmers grew wheat and barley along its banks, "
         "traders carried salt and copper downstream, and each spring the floods renewed the fields. ")
-
-
-def _port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Worker:
@@ -105,6 +98,11 @@ class Server:
         r.raise_for_status()
         return r.json()
 
+    def text_of_tokens(self, text: str, n: int) -> str:
+        """The first ``n`` tokens of ``text`` as text, by the model's own tokenizer."""
+        toks = self.http.post("/api/tokenize", json={"model": "bench", "content": text}).json()["tokens"][:n]
+        return self.http.post("/api/detokenize", json={"model": "bench", "tokens": toks}).json()["content"]
+
     def close(self):
         self.http.post("/api/generate", json={"model": "bench", "keep_alive": 0})
         self.proc.terminate()
@@ -115,13 +113,15 @@ def run_pyollama(store, endpoints, options, args, log) -> dict:
     s = Server(store, endpoints, log)
     options = {**options, "num_ctx": 2 * args.prompt + args.gen}      # one runner for every request
     try:
+        # /api/tokenize loads the model with its default options: before the warm-up loads it with ours
+        prompt = s.text_of_tokens(TEXT * (args.prompt // 20 + 1), args.prompt - 3)   # + BOS and "N. ": --prompt
         s.generate("Hello", 4, options)                            # load + warm-up
-        pp, tg, pp_bytes, tg_bytes = [], [], [], []
-        prompt = TEXT * (args.prompt // 30 + 1)
+        pp, tg, pp_bytes, tg_bytes, n_prompt = [], [], [], [], []
         for rep in range(args.reps):
             b0 = link_bytes(endpoints)
             r = s.generate(f"{rep + 1}. {prompt}", 1, options)
             b1 = link_bytes(endpoints)
+            n_prompt.append(r["prompt_eval_count"])
             pp.append(r["prompt_eval_count"] / (r["prompt_eval_duration"] / 1e9))
             pp_bytes.append((b1 - b0) / r["prompt_eval_count"])
             r = s.generate(f"Count from {rep + 1} to 1000: {rep + 1}, {rep + 2}, {rep + 3},", args.gen, options)
@@ -131,7 +131,7 @@ def run_pyollama(store, endpoints, options, args, log) -> dict:
         ps = s.http.get("/api/ps").json()["models"]
         devices = {d["name"]: d["size"] for d in ps[0].get("devices", [])} if ps else {}
         return {"pp": pp, "tg": tg, "pp_bytes": statistics.median(pp_bytes), "tg_bytes": statistics.median(tg_bytes),
-                "devices": devices, "prompt_tokens": r["prompt_eval_count"]}
+                "devices": devices, "prompt_tokens": statistics.median(n_prompt)}
     finally:
         s.close()
 
@@ -211,7 +211,8 @@ def main(argv=None) -> int:
         pp, tg = statistics.median(ours["pp"]), statistics.median(ours["tg"])
         print(f"| {name} | {pp:.1f} | {pp / ref['pp']:.2f} | {tg:.1f} | {tg / ref['tg']:.2f} "
               f"| {ours['pp_bytes']:,.0f} | {ours['tg_bytes']:,.0f} |")
-        out.append({"placement": name, "pp": pp, "tg": tg, "llama_bench_pp": ref["pp"], "llama_bench_tg": ref["tg"],
+        out.append({"placement": name, "prompt_tokens": ours["prompt_tokens"], "pp": pp, "tg": tg,
+                    "llama_bench_pp": ref["pp"], "llama_bench_tg": ref["tg"],
                     "bytes_per_prompt_token": ours["pp_bytes"], "bytes_per_generated_token": ours["tg_bytes"],
                     "devices": ours["devices"]})
     if args.json:

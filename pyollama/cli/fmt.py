@@ -125,9 +125,11 @@ def processor(size: int, size_vram: int, devices: list[dict] | None = None) -> s
     """The PROCESSOR column of ``ps``: ``100% GPU``, ``100% CPU`` or ``48%/52% CPU/GPU``; where RPC
     workers hold part of the model (pyollama's ``devices``), they are named by count: ``30%/70% CPU/2 RPC``,
     ``100% GPU+1 RPC``."""
-    rpc = sum(1 for d in devices or () if str(d.get("name", "")).startswith("RPC[") and d.get("size"))
-    local = any(d.get("type") in ("gpu", "igpu") and not str(d.get("name", "")).startswith("RPC[")
-                and d.get("size") for d in devices or ())
+    from pyollama.rpc import endpoint_of
+
+    used = [d for d in devices or () if d.get("size")]
+    rpc = sum(1 for d in used if endpoint_of(str(d.get("name", ""))))
+    local = any(d.get("type") in ("gpu", "igpu") and not endpoint_of(str(d.get("name", ""))) for d in used)
     off = "GPU" if not rpc else f"GPU+{rpc} RPC" if local else f"{rpc} RPC"
     if size_vram <= 0:
         return "100% CPU"

@@ -17,6 +17,7 @@ import sys
 import threading
 from pathlib import Path
 
+from pyollama.config import is_loopback
 from pyollama.errors import ClientError
 
 DEFAULT_HOST = "127.0.0.1"
@@ -100,7 +101,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         except OSError as e:
             raise ClientError(f"cannot create the tensor cache {cache}: {e.strerror or e}") from None
     _check_bind(args.host, port)
-    if not rpc.is_loopback(args.host):
+    if not is_loopback(args.host):
         print(WARNING.format(host=args.host, port=port), file=sys.stderr, flush=True)
     threads = args.threads or default_threads()
     print(f"pyollama worker: serving {', '.join(devices)} on {args.host}:{port} "

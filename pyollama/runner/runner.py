@@ -95,8 +95,9 @@ class Runner:
         worker that could not be registered is left out."""
         if not self.spec.devices:
             return None
-        out = [self.workers.get(d, d) for d in self.spec.devices
-               if not d.startswith("RPC[") or d in self.workers]
+        from pyollama.rpc import endpoint_of
+
+        out = [self.workers.get(d, d) for d in self.spec.devices if not endpoint_of(d) or d in self.workers]
         return out or ["CPU"]
 
     def _fit(self, devices: list[str] | None) -> _native.Fit | None:

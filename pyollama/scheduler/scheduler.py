@@ -399,16 +399,17 @@ class Scheduler:
         its load then fails with the reason)."""
         kw = {"reserved_ram": sum(e.placement.ram for e in booked),
               "reserved_vram": sum(e.placement.vram for e in booked), "gpu_overhead": self.gpu_overhead}
+        placement = None
         if self._measure is not None:
             try:
                 placement, spec = fit.plan(req.spec, mem, measure=self._measure, spread=self.spread, **kw)
-                return placement, fit.with_workers(spec, mem)
             except Exception as e:  # noqa: BLE001 - any failure to measure falls back to the estimate
                 log.debug("cannot measure %s (%s); using the estimate", req.name, e)
-        placement = place(req.estimate, mem, num_gpu=req.spec.num_gpu, **kw)
-        spec = req.spec
-        if mem.gpus and spec.num_gpu < 0:
-            spec = dataclasses.replace(spec, num_gpu=placement.gpu_layers)
+        if placement is None:
+            placement = place(req.estimate, mem, num_gpu=req.spec.num_gpu, **kw)
+            spec = req.spec
+            if mem.gpus and spec.num_gpu < 0:
+                spec = dataclasses.replace(spec, num_gpu=placement.gpu_layers)
         return placement, fit.with_workers(spec, mem)
 
     async def _load(self, req: LoadRequest, placement: Placement, spec: RunnerSpec, keep_alive: float) -> Entry:

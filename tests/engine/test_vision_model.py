@@ -132,6 +132,8 @@ def test_chunks_and_errors(files):
         proj.tokenize(f"a {_native.MEDIA_MARKER} b", [img, img])
     with pytest.raises(ValueError, match="open context"):
         model.close()                                   # the projector keeps its model
+    with pytest.raises(ValueError, match="n_threads must be positive"):
+        _native.Projector(model, mmproj, n_threads=0)
     proj.close()
     with pytest.raises(ModelLoadError, match="failed to load the projector"):
         _native.Projector(model, text)                  # a text model is not a projector

@@ -7,7 +7,9 @@ free loopback ports, or inside network namespaces the tests make (tests/rpc/netn
 """
 from __future__ import annotations
 
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +22,9 @@ from typing import Any
 import pytest
 
 from tests.api.conftest import REPO, Server, free_port, model_store, serve  # noqa: F401 - fixtures
+
+MODEL = "smollm2:135m"
+PROMPT = "The three primary colors are"
 
 
 class Worker:
@@ -141,3 +146,26 @@ def unload(server: Server, model: str) -> None:
     while any(m["name"] in (model, f"{model}:latest") for m in server.ps()):
         assert time.monotonic() < deadline, f"{model} still loaded"
         time.sleep(0.1)
+
+
+def stream_until_killed(server, worker, *, after: int = 4, limit: float = 60,
+                        how: str = "kill") -> tuple[int, dict]:
+    """Stream a long generation, kill -9 ``worker`` (or SIGSTOP it: ``how="stop"``) after ``after``
+    chunks; (chunks, last line)."""
+    body = {"model": MODEL, "prompt": "Count from one to a thousand: one, two,", "raw": True,
+            "options": {"temperature": 0, "num_predict": 4000, "num_gpu": -1, "tensor_split": "1,0"}}
+    n, last, t_kill = 0, {}, None
+    with server.http.stream("POST", "/api/generate", json=body, timeout=limit) as r:
+        assert r.status_code == 200
+        for line in r.iter_lines():
+            if not line:
+                continue
+            last = json.loads(line)
+            n += 1
+            if n == after:
+                worker.kill() if how == "kill" else worker.proc.send_signal(signal.SIGSTOP)
+                t_kill = time.monotonic()
+            if last.get("done") or "error" in last:
+                break
+    assert t_kill is not None, f"the stream ended after {n} chunks: {last}"
+    return n, last | {"_after_kill_s": time.monotonic() - t_kill}

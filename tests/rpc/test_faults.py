@@ -2,7 +2,6 @@
 with the devices that remain."""
 from __future__ import annotations
 
-import json
 import signal
 import socket
 import struct
@@ -11,33 +10,9 @@ import time
 import pytest
 
 from pyollama import rpc
-from tests.rpc.conftest import Peer, generate
+from tests.rpc.conftest import MODEL, Peer, generate, stream_until_killed
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
-MODEL = "smollm2:135m"
-
-
-def stream_until_killed(server, worker, *, after: int = 4, limit: float = 60,
-                        how: str = "kill") -> tuple[int, dict]:
-    """Stream a long generation, kill -9 ``worker`` (or SIGSTOP it: ``how="stop"``) after ``after``
-    chunks; (chunks, last line)."""
-    body = {"model": MODEL, "prompt": "Count from one to a thousand: one, two,", "raw": True,
-            "options": {"temperature": 0, "num_predict": 4000, "num_gpu": -1, "tensor_split": "1,0"}}
-    n, last, t_kill = 0, {}, None
-    with server.http.stream("POST", "/api/generate", json=body, timeout=limit) as r:
-        assert r.status_code == 200
-        for line in r.iter_lines():
-            if not line:
-                continue
-            last = json.loads(line)
-            n += 1
-            if n == after:
-                worker.kill() if how == "kill" else worker.proc.send_signal(signal.SIGSTOP)
-                t_kill = time.monotonic()
-            if last.get("done") or "error" in last:
-                break
-    assert t_kill is not None, f"the stream ended after {n} chunks: {last}"
-    return n, last | {"_after_kill_s": time.monotonic() - t_kill}
 
 
 def test_worker_killed_mid_stream(serve, workers):

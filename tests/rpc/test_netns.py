@@ -7,11 +7,9 @@ from pathlib import Path
 import pytest
 
 from tests.rpc import netns
-from tests.rpc.conftest import cluster, generate, unload
-from tests.rpc.test_faults import MODEL, stream_until_killed
+from tests.rpc.conftest import MODEL, PROMPT, cluster, generate, stream_until_killed, unload
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
-PROMPT = "The three primary colors are"
 
 
 def _bytes(host: netns.Host) -> int:

@@ -6,11 +6,10 @@ import math
 
 import pytest
 
-from tests.rpc.conftest import cluster, generate, unload
+from tests.rpc.conftest import PROMPT, cluster, generate, unload
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
-PROMPT = "The three primary colors are"
 # (model, layers offloaded): part of the layers on the workers, the rest and the output on the CPU.
 # The whole model on the workers moves the output matmul there too; for Gemma 3 (Q4_K/Q6_K) that picks
 # other CPU kernels than the head's (its CPU backend repacks weights it holds, a worker's plain buffers

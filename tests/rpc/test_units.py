@@ -33,8 +33,10 @@ def test_labels_round_trip():
 
 
 def test_loopback():
-    assert rpc.is_loopback("127.0.0.1") and rpc.is_loopback("localhost") and rpc.is_loopback("127.3.0.1")
-    assert not rpc.is_loopback("0.0.0.0") and not rpc.is_loopback("10.1.2.3") and not rpc.is_loopback("host")
+    from pyollama.config import is_loopback
+
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("127.3.0.1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("10.1.2.3") and not is_loopback("host")
 
 
 def test_protocol_matches_the_build():

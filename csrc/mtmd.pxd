@@ -51,6 +51,7 @@ cdef extern from "mtmd.h" nogil:
     void mtmd_free(mtmd_context * ctx)
     cbool mtmd_support_vision(const mtmd_context * ctx)
     cbool mtmd_support_audio(const mtmd_context * ctx)
+    cbool mtmd_decode_use_mrope(const mtmd_context * ctx)
 
     uint32_t mtmd_bitmap_get_nx(const mtmd_bitmap * bitmap)
     uint32_t mtmd_bitmap_get_ny(const mtmd_bitmap * bitmap)
@@ -63,9 +64,14 @@ cdef extern from "mtmd.h" nogil:
     void mtmd_input_chunks_free(mtmd_input_chunks * chunks)
     mtmd_input_chunk_type mtmd_input_chunk_get_type(const mtmd_input_chunk * chunk)
     const llama_token * mtmd_input_chunk_get_tokens_text(const mtmd_input_chunk * chunk, size_t * n_tokens_output)
+    size_t mtmd_input_chunk_get_n_tokens(const mtmd_input_chunk * chunk)
+    const char * mtmd_input_chunk_get_id(const mtmd_input_chunk * chunk)
+    llama_pos mtmd_input_chunk_get_n_pos(const mtmd_input_chunk * chunk)
 
     int32_t mtmd_tokenize(const mtmd_context * ctx, mtmd_input_chunks * output, const mtmd_input_text * text,
                           const mtmd_bitmap * const * bitmaps, size_t n_bitmaps)
+    int32_t mtmd_encode_chunk(mtmd_context * ctx, const mtmd_input_chunk * chunk)
+    float * mtmd_get_output_embd(mtmd_context * ctx)
 
 
 cdef extern from "mtmd-helper.h" nogil:
@@ -92,3 +98,18 @@ cdef extern from "mtmd-helper.h" nogil:
     int32_t mtmd_helper_eval_chunks(mtmd_context * ctx, llama_context * lctx, const mtmd_input_chunks * chunks,
                                     llama_pos n_past, llama_seq_id seq_id, int32_t n_batch, cbool logits_last,
                                     llama_pos * new_n_past)
+
+    cdef struct mtmd_helper_embd_batch:
+        int32_t n_tokens
+        const float * embd
+        int32_t n_embd
+        const llama_pos * pos
+        int32_t n_pos
+        llama_seq_id seq_id
+
+    ctypedef int32_t (*mtmd_helper_post_decode_callback)(const mtmd_helper_embd_batch * batch, void * user_data) noexcept
+
+    int32_t mtmd_helper_decode_image_chunk(mtmd_context * ctx, llama_context * lctx, const mtmd_input_chunk * chunk,
+                                           float * encoded_embd, llama_pos n_past, llama_seq_id seq_id,
+                                           int32_t n_batch, llama_pos * new_n_past,
+                                           mtmd_helper_post_decode_callback callback, void * user_data)

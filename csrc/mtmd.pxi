@@ -79,6 +79,12 @@ cdef class Projector:
     def audio(self):
         return bool(mtmd_support_audio(self._c()))
 
+    @property
+    def mrope(self):
+        """Whether media positions are M-RoPE (Qwen2-VL family): an image then spans fewer positions than
+        tokens, and text tokens take four positions each."""
+        return bool(mtmd_decode_use_mrope(self._c()))
+
     def image(self, data):
         """An image from the bytes of a file (any format libmtmd decodes: JPEG, PNG, BMP, GIF, PNM …).
         Raises MediaError when it cannot be decoded."""
@@ -149,6 +155,54 @@ cdef class Projector:
             why = _take_last_error()
             raise DecodeError(f"evaluating the prompt's media failed with code {rc}" + (f": {why}" if why else ""), rc)
         ctx._n_outputs = 1 if logits_last else 0
+        return new_past
+
+    def encode(self, Chunks chunks not None, size_t i):
+        """Run the projector on media chunk ``i``: its embeddings, an owned float32 array of
+        (n_tokens, the text model's input width), for ``decode`` now or later (a cache)."""
+        cdef const mtmd_input_chunk * ch = chunks._chunk(i)
+        if mtmd_input_chunk_get_type(ch) == MTMD_INPUT_CHUNK_TYPE_TEXT:
+            raise ValueError(f"chunk {i} is text, not media")
+        cdef mtmd_context * c = self._c()
+        cdef int32_t rc
+        with nogil:
+            rc = mtmd_encode_chunk(c, ch)
+        if rc != 0:
+            why = _take_last_error()
+            raise MediaError(f"the projector failed to encode the image (code {rc})" + (f": {why}" if why else ""))
+        cdef size_t n = mtmd_input_chunk_get_n_tokens(ch)
+        cdef size_t width = llama_model_n_embd_inp(self.model._p())
+        out = np.empty((n, width), dtype=np.float32)
+        cdef float[:, ::1] dst = out
+        cdef float * src = mtmd_get_output_embd(c)
+        if n and width:
+            memcpy(&dst[0, 0], src, n * width * sizeof(float))
+        return out
+
+    def decode(self, Context ctx not None, Chunks chunks not None, size_t i, embd, int n_past, int seq_id=0,
+               int n_batch=512):
+        """Decode media chunk ``i``'s embeddings (``encode``'s array) into ``ctx`` at position ``n_past`` of
+        sequence ``seq_id``, with the attention the model wants for media (non-causal for Gemma 3).
+        Returns the new n_past. No output is kept (logits of the last decode are gone)."""
+        if ctx.model is not self.model:
+            raise ValueError("the context belongs to another model than this projector's")
+        cdef const mtmd_input_chunk * ch = chunks._chunk(i)
+        if mtmd_input_chunk_get_type(ch) == MTMD_INPUT_CHUNK_TYPE_TEXT:
+            raise ValueError(f"chunk {i} is text, not media")
+        cdef float[:, ::1] e = embd
+        cdef size_t n = mtmd_input_chunk_get_n_tokens(ch)
+        if <size_t> e.shape[0] != n or e.shape[1] != llama_model_n_embd_inp(self.model._p()):
+            raise ValueError(f"embeddings of shape {tuple(embd.shape)} for a chunk of {n} tokens")
+        cdef mtmd_context * c = self._c()
+        cdef llama_context * lc = ctx._c()
+        cdef llama_pos new_past = 0
+        cdef int32_t rc
+        with nogil:
+            rc = mtmd_helper_decode_image_chunk(c, lc, ch, &e[0, 0], n_past, seq_id, n_batch, &new_past, NULL, NULL)
+        ctx._n_outputs = 0
+        if rc != 0:
+            why = _take_last_error()
+            raise DecodeError(f"decoding the image's embeddings failed with code {rc}" + (f": {why}" if why else ""), rc)
         return new_past
 
 
@@ -227,6 +281,20 @@ cdef class Chunks:
                  MTMD_INPUT_CHUNK_TYPE_AUDIO: "audio"}
         cdef const mtmd_input_chunks * p = self._p()
         return [names[mtmd_input_chunk_get_type(mtmd_input_chunks_get(p, i))] for i in range(len(self))]
+
+    cdef const mtmd_input_chunk * _chunk(self, size_t i) except NULL:
+        cdef const mtmd_input_chunks * p = self._p()
+        if i >= mtmd_input_chunks_size(p):
+            raise IndexError(f"chunk {i} of {len(self)}")
+        return mtmd_input_chunks_get(p, i)
+
+    def media(self, size_t i):
+        """Media chunk ``i``'s (n_tokens, n_pos, id): its id is the hash of the image's bytes, so equal
+        images share it."""
+        cdef const mtmd_input_chunk * ch = self._chunk(i)
+        cdef const char * s = mtmd_input_chunk_get_id(ch)
+        return (mtmd_input_chunk_get_n_tokens(ch), mtmd_input_chunk_get_n_pos(ch),
+                s.decode() if s != NULL else "")
 
     def text_tokens(self, size_t i):
         """The token ids of text chunk ``i`` ([] for a media chunk)."""

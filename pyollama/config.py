@@ -280,6 +280,11 @@ VARS: tuple[Var, ...] = (
         "Largest JSON request body in bytes, checked while reading; blob uploads are exempt (default "
         "32 MiB: a 128k-token chat is ~0.5 MiB of JSON, the rest is room for base64 images, ~20 photos of "
         "1 MiB; a body costs ~4x its size in server memory while it is decoded)", ollama=False),
+    Var("MAX_IMAGES", _pos_int, 16,
+        "Most images in one request, all messages together (default 16)", ollama=False),
+    Var("MAX_IMAGE_PIXELS", _pos_int, 50_000_000,
+        "Largest image a model is given, in pixels after decoding (default 50 million: a 48-megapixel "
+        "photo fits; each pixel costs 3 bytes while the image is prepared)", ollama=False),
     Var("METRICS", parse_bool, True,
         "Serve GET /metrics (Prometheus text format; behind PYOLLAMA_API_KEY when that is set); 0 turns it "
         "off (default on)", ollama=False),
@@ -387,6 +392,8 @@ class Config:
     debug: int = 0
     api_key: str = ""
     max_body: int = MAX_BODY
+    max_images: int = 16
+    max_image_pixels: int = 50_000_000
     runner: str = "process"
     cache_ram: int | None = None    # None: sized to the machine (scheduler/plan.py)
     metrics: bool = True

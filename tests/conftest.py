@@ -44,3 +44,23 @@ def tiny_model_path(tmp_path_factory, vocab_dir) -> Path:
 
     return write_tiny_llama(tmp_path_factory.mktemp("tiny") / "tiny-llama.gguf",
                             vocab_dir / "ggml-vocab-llama-spm.gguf")
+
+
+@pytest.fixture(scope="session")
+def vision_files(tmp_path_factory, tiny_model_path) -> tuple[Path, Path]:
+    """The tiny llama and a random-weight vision projector for it (``tiny_gguf.write_tiny_mmproj``)."""
+    from tests.tiny_gguf import write_tiny_mmproj
+
+    return tiny_model_path, write_tiny_mmproj(tmp_path_factory.mktemp("vision") / "mmproj.gguf")
+
+
+@pytest.fixture(scope="session")
+def vision_upstream(vision_files, tmp_path_factory):
+    """llama-server --mmproj over ``vision_files`` (one slot, 2048 cells) and the media marker it expects
+    (random unless pinned)."""
+    from tests.llama_server import llama_server
+
+    text, mmproj = vision_files
+    with llama_server(text, ["--mmproj", str(mmproj), "-c", "2048", "-np", "1"],
+                      tmp_path_factory.mktemp("vision-server")) as c:
+        yield c, c.get("/props").json()["media_marker"]

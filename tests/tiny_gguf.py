@@ -202,6 +202,19 @@ def ppm_image(width: int, height: int, pixel) -> bytes:
     return b"P6\n%d %d\n255\n" % (width, height) + bytes(data)
 
 
+def png_image(width: int, height: int, pixel) -> bytes:
+    """The same pixels as :func:`ppm_image`, as an 8-bit RGB PNG (zlib from the standard library)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    rows = b"".join(b"\0" + b"".join(bytes(pixel(x, y)) for x in range(width)) for y in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
 def write_tiny_lora(path: Path, *, arch: str = "llama", n_embd: int = 576, rank: int = 4, seed: int = 0,
                     target: str = "blk.0.attn_q.weight") -> Path:
     """A LoRA adapter GGUF in llama.cpp's format (general.type=adapter, lora_a/lora_b pairs)."""

@@ -3,7 +3,7 @@
 
 The request becomes a native chat turn (``pyollama.api.conversation``): ``system`` (a string or text
 blocks) is the first system message; content blocks map to native message fields — ``text`` to content,
-``image`` (base64 source) to images (refused until vision lands), ``tool_use`` to ``tool_calls``,
+``image`` (base64 source) to the message's images, ``tool_use`` to ``tool_calls``,
 ``tool_result`` to a ``tool`` message named after its ``tool_use``, ``thinking`` to ``thinking``.
 ``max_tokens`` is required (→ ``num_predict``); ``stop_sequences``, ``temperature``, ``top_p``, ``top_k``,
 ``tools`` (``input_schema``), ``tool_choice`` (enforced: ``pyollama.api.toolchoice``), ``thinking``
@@ -59,12 +59,11 @@ def system_text(v: Any) -> str:
     raise InvalidRequest("system: must be a string or an array of text blocks")
 
 
-def convert_messages(raw: Any, system: str) -> tuple[list[dict[str, Any]], bool]:
+def convert_messages(raw: Any, system: str) -> list[dict[str, Any]]:
     if not isinstance(raw, list):
         raise InvalidRequest("messages: Field required" if raw is None else "messages: must be an array")
     msgs: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
     names: dict[str, str] = {}               # tool_use id → tool name, for the tool_result blocks after it
-    has_images = False
     for i, m in enumerate(raw):
         where = f"messages.{i}"
         if not isinstance(m, dict):
@@ -111,16 +110,17 @@ def convert_messages(raw: Any, system: str) -> tuple[list[dict[str, Any]], bool]
                 continue                      # encrypted by another provider: nothing a local model can read
             else:
                 raise InvalidRequest(f"{w}: content blocks of type {kind!r} are not supported in {role} messages")
-        has_images |= bool(images)
         msgs += results                       # tool results answer the previous turn: they come first
-        if texts or calls or thinking or not results:
+        if texts or calls or thinking or images or not results:
             msg: dict[str, Any] = {"role": role, "content": "\n\n".join(texts)}
+            if images:                        # a tool result's images too: the message after the results
+                msg["images"] = images
             if thinking:
                 msg["thinking"] = "".join(thinking)
             if calls:
                 msg["tool_calls"] = calls
             msgs.append(msg)
-    return msgs, has_images
+    return msgs
 
 
 def image_block(blk: dict[str, Any], where: str) -> bytes:
@@ -187,7 +187,7 @@ def job_of(b: dict[str, Any], *, counting: bool = False) -> ChatJob:
     model = B.string(b, "model")
     if not model:
         raise InvalidRequest("model: Field required")
-    msgs, has_images = convert_messages(b.get("messages"), system_text(b.get("system")))
+    msgs = convert_messages(b.get("messages"), system_text(b.get("system")))
     opts: dict[str, Any] = {}
     if not counting:
         n = X.count(b, "max_tokens", 1)
@@ -206,8 +206,7 @@ def job_of(b: dict[str, Any], *, counting: bool = False) -> ChatJob:
         opts["stop"] = stops
     choice, name = toolchoice.parse(b.get("tool_choice"), anthropic=True)
     return ChatJob(model=model, messages=msgs, tools=tools_of(b.get("tools")), tool_choice=choice,
-                   tool_name=name, think=thinking_of(b), drop_think=True, format=output_format(b), options=opts,
-                   has_images=has_images)
+                   tool_name=name, think=thinking_of(b), drop_think=True, format=output_format(b), options=opts)
 
 
 # --- native → Anthropic --------------------------------------------------------------------------

@@ -22,12 +22,10 @@ from pyollama.scheduler import parse_keep_alive
 ROLES = ("system", "user", "assistant", "tool")
 
 
-def messages(b: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
-    """The request's messages, checked and normalized (roles lower-cased, as Ollama); and whether any
-    carries images."""
+def messages(b: dict[str, Any]) -> list[dict[str, Any]]:
+    """The request's messages, checked and normalized (roles lower-cased, as Ollama; images decoded)."""
     raw = B.array(b, "messages") or []
     out = []
-    has_images = False
     for i, m in enumerate(raw):
         if not isinstance(m, dict):
             raise InvalidRequest(f"messages[{i}] must be an object")
@@ -44,10 +42,11 @@ def messages(b: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
             if not all(isinstance(c, dict) and isinstance(c.get("function"), dict) for c in calls):
                 raise InvalidRequest(f"messages[{i}].tool_calls must be objects with a function")
             msg["tool_calls"] = calls
-        if m.get("images") is not None:
-            has_images |= bool(B.images(m.get("images"), f"messages[{i}].images"))
+        images = B.images(m.get("images"), f"messages[{i}].images")
+        if images:
+            msg["images"] = images
         out.append(msg)
-    return out, has_images
+    return out
 
 
 def tools(b: dict[str, Any]) -> list[dict[str, Any]]:
@@ -83,12 +82,11 @@ async def chat(request: Request) -> Response | Chunks:
     model = B.string(b, "model")
     if not model:
         raise InvalidRequest("model is required")
-    msgs, has_images = messages(b)
+    msgs = messages(b)
     job = ChatJob(model=model, messages=msgs, tools=tools(b), think=B.think(b), format=B.format_value(b),
                   top_logprobs=B.top_logprobs(b), logprobs=bool(B.boolean(b, "logprobs")),
                   keep_alive=parse_keep_alive(b.get("keep_alive")),
-                  truncate=bool(B.boolean(b, "truncate", True)), shift=B.boolean(b, "shift"),
-                  has_images=has_images)
+                  truncate=bool(B.boolean(b, "truncate", True)), shift=B.boolean(b, "shift"))
     stream = B.stream_flag(b)
     debug = bool(B.boolean(b, "_debug_render_only"))
     job.options = B.options(b)

@@ -30,6 +30,7 @@ from typing import Any
 from starlette.requests import Request
 
 from pyollama.api import body as B
+from pyollama.api import images as I
 from pyollama.api import prompt as P
 from pyollama.api import toolchoice
 from pyollama.api.inference import Delta, Final, OutputParser, in_thread
@@ -60,7 +61,6 @@ class ChatJob:
     keep_alive: float | None = None
     truncate: bool = True
     shift: bool | None = None            # Ollama's `shift` (None: the model's default)
-    has_images: bool = False
     # /api/generate and /v1/completions
     prompt: str | None = None            # the prompt (None: a chat of `messages`)
     suffix: str = ""                     # render the prompt as an insert (fill in the middle)
@@ -68,6 +68,7 @@ class ChatJob:
     template: str = ""                   # a Go template that replaces the model's
     raw: bool = False                    # the prompt as is, no template
     context: list[int] = field(default_factory=list)    # a previous response's context: continued as tokens
+    images: list[bytes] = field(default_factory=list)     # the prompt's images (messages carry their own)
 
     @property
     def forced_tool(self) -> bool:
@@ -99,9 +100,11 @@ def check_thinking(model: str, caps: list[str], think: bool | str | None) -> boo
     return think
 
 
-def check_images(model: str, found: bool) -> None:
-    if found:
-        raise InvalidRequest(f'"{model}" cannot take images: pyollama does not support vision models yet')
+def check_images(rec: Any, caps: list[str], n: int, limit: int) -> None:
+    if n and "vision" not in caps:
+        raise InvalidRequest(f"{rec.name.full()} does not support vision: it has no projector to read images "
+                             "(create it with its mmproj GGUF as a second FROM)")
+    I.check_limit(n, limit)
 
 
 def dedupe_bos(tokens: list[int], rec: Any) -> list[int]:
@@ -158,6 +161,7 @@ class ChatTurn:
         self.text = ""
         self.tokens: list[int] = []
         self.tmpl: P.ModelTemplate | None = None
+        self.images: list[bytes] = []       # every image of the turn, by the number of its [img-N] mark
 
     async def find(self) -> Any:
         self.rec = await self.st.record(self.job.model)
@@ -181,7 +185,7 @@ class ChatTurn:
         if job.drop_think and "thinking" not in caps:
             think = None
         self.think = check_thinking(job.model, caps, think)
-        check_images(job.model, job.has_images)
+        check_images(rec, caps, I.count(job.messages, job.images), self.st.cfg.max_images)
         self.tmpl = P.model_template(rec, job.template)
         if job.forced_tool:
             self.grammar = toolchoice.grammar(self.tmpl.tool_tag(), self.tools,
@@ -214,13 +218,20 @@ class ChatTurn:
         await tmpl.prepare()
 
         ctx = job.context
+        info = self.lease.entry.runner_info
+        image_tokens = info.image_tokens if info is not None else 0
+
+        async def piece(text: str, special: bool) -> list[int]:
+            return await vocabs.tokenize(rec.model_path, text, special, True)
 
         async def tokenize(text: str) -> list[int]:
             # A previous response's context continues as tokens (exact, unlike Ollama's detokenize +
             # re-tokenize round trip, which loses special tokens); it already starts with any BOS.
             if P.surely_too_long(text, n_ctx):
                 raise P.too_many_chars(text, n_ctx)
-            return ctx + dedupe_bos(await vocabs.tokenize(rec.model_path, text, not ctx, True), rec)
+            if self.images:             # counted as the runner will place them
+                return ctx + dedupe_bos(await I.layout(text, len(self.images), image_tokens, not ctx, piece), rec)
+            return ctx + dedupe_bos(await piece(text, not ctx), rec)
 
         if job.prompt is not None:
             text, tokens = await self._render_prompt(tokenize, n_ctx)
@@ -232,6 +243,7 @@ class ChatTurn:
             if (not msgs or msgs[0]["role"] != "system") and rec.system:
                 history.insert(0, {"role": "system", "content": rec.system})
             history = strip_history_thinking(history, rec)
+            history, self.images = I.tag_messages(history)
             tools, think = self.tools or None, self.think
             text, tokens = await P.fit_chat(lambda m: tmpl.render_chat(m, tools, think), tokenize, history,
                                             n_ctx, job.truncate)
@@ -244,9 +256,12 @@ class ChatTurn:
         job, rec, tmpl = self.job, self.rec, self.tmpl
         assert job.prompt is not None and tmpl is not None
         prompt, think = job.prompt, self.think
+        self.images = list(job.images)
         if job.raw:
+            prompt = I.tag_prompt(prompt, job.images)
             return prompt, await tokenize(prompt)
         if job.suffix:
+            prompt = I.tag_prompt(prompt, job.images)
             text = await in_thread(lambda: tmpl.render_generate(prompt, suffix=job.suffix, think=think))
             return text, await tokenize(text)
         msgs: list[dict[str, Any]] = []
@@ -255,7 +270,8 @@ class ChatTurn:
             msgs.append({"role": "system", "content": sys_text})
         if not job.context:
             msgs += rec.messages
-        msgs.append({"role": "user", "content": prompt})
+        msgs.append({"role": "user", "content": prompt, "images": job.images})
+        msgs, _ = I.tag_messages(msgs)
         if job.template:             # a request template renders as is (Ollama's legacy path)
             text = await in_thread(tmpl.render_chat, msgs, None, think)
             return text, await tokenize(text)
@@ -275,8 +291,12 @@ class ChatTurn:
         if len(self.tokens) >= n_ctx:
             raise P.too_long(len(self.tokens), n_ctx)
         parser = self.parser()
-        seq = SeqRequest(prompt=self.tokens, options=self.merged, grammar=self.grammar,
-                         grammar_triggers=grammar_triggers(self.grammar, parser),
+        prompt: str | list[int] = self.tokens
+        images: list[bytes] = []
+        if self.images:             # the runner tokenizes around the images (libmtmd)
+            prompt, images = I.for_runner(self.text, self.images)
+        seq = SeqRequest(prompt=prompt, images=images, add_special=not job.context, options=self.merged,
+                         grammar=self.grammar, grammar_triggers=grammar_triggers(self.grammar, parser),
                          logprobs=job.logprobs or job.top_logprobs > 0, top_logprobs=job.top_logprobs,
                          shift=context_shift(job.shift, self.rec.model_path))
         return run(self.lease, seq, parser, t_start=t_start, t_loaded=self.t_loaded, metrics=self.st.metrics)
@@ -299,7 +319,8 @@ class ChatTurn:
             text, _ = await self.render()
             if debug:
                 self.release()
-                return answer({"done": False, "_debug_info": {"rendered_template": text, "image_count": 0}})
+                return answer({"done": False, "_debug_info": {"rendered_template": text,
+                                                              "image_count": len(self.images)}})
             return self.start(t_start)
         except BaseException:
             self.release()

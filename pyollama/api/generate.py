@@ -51,7 +51,7 @@ async def generate(request: Request) -> Response:
                   think=B.think(b), format=B.format_value(b), options=B.options(b),
                   logprobs=bool(B.boolean(b, "logprobs")), top_logprobs=top_logprobs, keep_alive=keep_alive,
                   truncate=bool(B.boolean(b, "truncate", True)), shift=B.boolean(b, "shift"),
-                  has_images=bool(B.images(b.get("images"))), context=list(context or []))
+                  images=B.images(b.get("images")), context=list(context or []))
     turn = ChatTurn(st, job)
     await turn.find()
     events = await turn.native(request, t_start, empty=not prompt, debug=debug, answer=lambda fields: {
@@ -76,7 +76,8 @@ async def generate(request: Request) -> Response:
                     final: dict[str, Any] = {"model": model, "created_at": B.now_rfc3339(), "response": "",
                                              "done": True, "done_reason": ev.done.done_reason}
                     if not job.raw:
-                        final["context"] = list(turn.tokens) + list(ev.done.tokens)
+                        # (an image's places are left out: a context carries text only, as Ollama's)
+                        final["context"] = [t for t in turn.tokens if t >= 0] + list(ev.done.tokens)
                     final.update(ev.metrics())
                     yield final
         finally:

@@ -70,15 +70,14 @@ def sampling(b: dict[str, Any], *, max_keys: tuple[str, ...] = ("max_tokens",)) 
     return opts
 
 
-def chat_messages(raw: Any) -> tuple[list[dict[str, Any]], bool]:
-    """OpenAI messages → native messages (and whether any carries an image)."""
+def chat_messages(raw: Any) -> list[dict[str, Any]]:
+    """OpenAI messages → native messages (``image_url`` parts become the message's images)."""
     if not isinstance(raw, list):
         raise InvalidRequest('"messages" must be an array')
     if not raw:
         raise InvalidRequest("[] is too short - 'messages'")
     out: list[dict[str, Any]] = []
     names: dict[str, str] = {}                # tool_call_id → function name, from earlier assistant turns
-    has_images = False
     for i, m in enumerate(raw):
         where = f"messages[{i}]"
         if not isinstance(m, dict):
@@ -89,8 +88,9 @@ def chat_messages(raw: Any) -> tuple[list[dict[str, Any]], bool]:
         if role not in ("system", "user", "assistant", "tool"):
             raise InvalidRequest(f'{where}: invalid role "{m.get("role")}"')
         text, images = content_parts(m.get("content"), where)
-        has_images |= bool(images)
         msg: dict[str, Any] = {"role": role, "content": text}
+        if images:
+            msg["images"] = images
         thinking = m.get("reasoning") or m.get("reasoning_content")
         if isinstance(thinking, str) and thinking:
             msg["thinking"] = thinking
@@ -119,7 +119,7 @@ def chat_messages(raw: Any) -> tuple[list[dict[str, Any]], bool]:
             if name:
                 msg["tool_name"] = name
         out.append(msg)
-    return out, has_images
+    return out
 
 
 def content_parts(content: Any, where: str) -> tuple[str, list[bytes]]:
@@ -219,7 +219,7 @@ async def chat_completions(request: Request) -> Response | EventStream:
     t_start = time.perf_counter_ns()
     b = await B.read_json(request)
     model = B.string(b, "model")
-    msgs, has_images = chat_messages(b.get("messages"))
+    msgs = chat_messages(b.get("messages"))
     tools = chat_tools(b.get("tools"))
     choice, name = toolchoice.parse(b.get("tool_choice"))
     logprobs = bool(B.boolean(b, "logprobs"))
@@ -229,7 +229,7 @@ async def chat_completions(request: Request) -> Response | EventStream:
     job = ChatJob(model=model, messages=msgs, tools=tools, tool_choice=choice, tool_name=name,
                   think=thinking_request(b), format=response_format(b.get("response_format")),
                   options=sampling(b, max_keys=("max_tokens", "max_completion_tokens")), logprobs=logprobs,
-                  top_logprobs=B.top_logprobs(b) if logprobs else 0, has_images=has_images)
+                  top_logprobs=B.top_logprobs(b) if logprobs else 0)
     turn = ChatTurn(st, job)
     events = await turn.launch(request, t_start)
     cid, created = X.new_id("chatcmpl-"), int(time.time())

@@ -36,15 +36,14 @@ from pyollama.errors import InvalidRequest
 
 
 # --- request → native ----------------------------------------------------------------------------
-def input_messages(raw: Any, instructions: str) -> tuple[list[dict[str, Any]], bool]:
+def input_messages(raw: Any, instructions: str) -> list[dict[str, Any]]:
     msgs: list[dict[str, Any]] = [{"role": "system", "content": instructions}] if instructions else []
     if isinstance(raw, str):
-        return msgs + [{"role": "user", "content": raw}], False
+        return msgs + [{"role": "user", "content": raw}]
     if not isinstance(raw, list) or not raw:
         raise InvalidRequest('"input" must be a string or a non-empty array of items')
     names: dict[str, str] = {}
     thinking = ""                               # a reasoning item belongs to the assistant turn after it
-    has_images = False
     for i, item in enumerate(raw):
         where = f"input[{i}]"
         if not isinstance(item, dict):
@@ -56,8 +55,9 @@ def input_messages(raw: Any, instructions: str) -> tuple[list[dict[str, Any]], b
             if role not in ("system", "user", "assistant"):
                 raise InvalidRequest(f'{where}: invalid role "{role}"')
             text, images = content_parts(_parts(item.get("content")), where)
-            has_images |= bool(images)
             msg: dict[str, Any] = {"role": role, "content": text}
+            if images:
+                msg["images"] = images
             if role == "assistant" and thinking:
                 msg["thinking"], thinking = thinking, ""
             msgs.append(msg)
@@ -91,7 +91,7 @@ def input_messages(raw: Any, instructions: str) -> tuple[list[dict[str, Any]], b
             thinking += "".join(parts)
         else:
             raise InvalidRequest(f"{where}: input items of type {kind!r} are not supported")
-    return msgs, has_images
+    return msgs
 
 
 def _parts(content: Any) -> Any:
@@ -171,7 +171,7 @@ async def create_response(request: Request) -> Response | EventStream:
             raise InvalidRequest(f"{key} is not supported: this server keeps no responses (send the whole input)")
     model = B.string(b, "model")
     instructions = B.string(b, "instructions")
-    msgs, has_images = input_messages(b.get("input"), instructions)
+    msgs = input_messages(b.get("input"), instructions)
     tools = tools_of(b.get("tools"))
     choice, name = toolchoice.parse(b.get("tool_choice"))
     fmt, fmt_echo = text_format(b.get("text"))
@@ -181,7 +181,7 @@ async def create_response(request: Request) -> Response | EventStream:
                     max_keys=("max_output_tokens",))
     stream = bool(B.boolean(b, "stream"))
     job = ChatJob(model=model, messages=msgs, tools=tools, tool_choice=choice, tool_name=name, think=think,
-                  format=fmt, options=opts, has_images=has_images)
+                  format=fmt, options=opts)
     turn = ChatTurn(st, job)
     events = await turn.launch(request, t_start)
 

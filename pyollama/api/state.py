@@ -88,6 +88,7 @@ class ServerState:
         load = plan.load_request(
             rec.name.display(), rec.model_path, opts, self.cfg,
             adapters=tuple(str(p) for p in rec.adapter_paths), total_vram=self.total_vram, draft=rec.draft_path,
+            projector=rec.projector_paths[0] if rec.projector_paths else None,
             info={"model": rec.name.display(), "digest": rec.digest, "details": details(rec, None)})
         return dataclasses.replace(
             load, requested=tuple(k for k in MEMORY_OPTIONS if (options or {}).get(k) is not None))

@@ -17,6 +17,7 @@ Thread-safety: runs on the main thread.
 """
 from __future__ import annotations
 
+import base64
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from pyollama.cli import slash
 from pyollama.cli.background import state_dir
 from pyollama.cli.client import Client, config
 from pyollama.cli.display import AnswerView
+from pyollama.cli.images import ImageError, extract
 from pyollama.cli.session import RunOptions, chat_turn, load_model
 from pyollama.errors import ClientError
 
@@ -181,7 +183,16 @@ class Repl:
                 self._ask(text)
 
     def _ask(self, text: str) -> None:
-        self.opts.messages.append({"role": "user", "content": text})
+        msg: dict[str, Any] = {"role": "user", "content": text}
+        if "vision" in (self.info.get("capabilities") or []):
+            try:
+                msg["content"], images = extract(text)
+            except ImageError as e:
+                print(f"Error: Couldn't process image: {e}", file=sys.stderr, flush=True)
+                return
+            if images:
+                msg["images"] = [base64.b64encode(i).decode() for i in images]
+        self.opts.messages.append(msg)
         try:
             chat_turn(self.client, self.opts, show_thinking=self.show_thinking)
         except ClientError as e:

@@ -13,6 +13,7 @@ Thread-safety: called once from ``main``.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import re
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pyollama.cli.client import Client
+from pyollama.cli.images import ImageError, extract
 from pyollama.cli.models import connect, pull_model
 from pyollama.cli.progress import is_terminal, progress_for
 from pyollama.cli.session import RunOptions, generate_once, load_model
@@ -188,7 +190,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
             load_model(client, opts)
             return Repl(client, opts, info, show_thinking=show_thinking).run()
-        result = generate_once(client, opts, prompt, show_thinking=show_thinking)
+        images: list[str] = []
+        if "vision" in caps:                 # image paths in the prompt are read and sent, as Ollama's
+            try:
+                prompt, data = extract(prompt)
+            except ImageError as e:
+                raise ClientError(f"Couldn't process image: {e}") from None
+            images = [base64.b64encode(d).decode() for d in data]
+        result = generate_once(client, opts, prompt, show_thinking=show_thinking, images=images)
         if result.interrupted:
             return 130
         if is_terminal(sys.stdout) and result.content:

@@ -112,9 +112,12 @@ def chat_turn(client: Client, opts: RunOptions, *, show_thinking: bool = True) -
     return result
 
 
-def generate_once(client: Client, opts: RunOptions, prompt: str, *, show_thinking: bool) -> TurnResult:
-    """``run MODEL PROMPT``: one ``/api/generate`` call, streamed to stdout."""
+def generate_once(client: Client, opts: RunOptions, prompt: str, *, show_thinking: bool,
+                  images: list[str] | None = None) -> TurnResult:
+    """``run MODEL PROMPT``: one ``/api/generate`` call (with base64 ``images``), streamed to stdout."""
     body: dict[str, Any] = {"model": opts.model, "prompt": prompt, "stream": True, **opts.request_extras()}
+    if images:
+        body["images"] = images
     if opts.system:
         body["system"] = opts.system
     result = _stream_answer(client, "/api/generate", body, opts, show_thinking=show_thinking)

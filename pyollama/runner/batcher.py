@@ -34,11 +34,13 @@ import numpy as np
 from pyollama import _native
 from pyollama.engine.detok import Detokenizer
 from pyollama.engine.logprobs import entries, logprobs
-from pyollama.engine.llm import common_prefix, generation_limits, l2_normalize, pooling_is_none, trim_kv
+from pyollama.engine.llm import common_prefix, generation_limits, pooling_is_none, trim_kv
 from pyollama.engine.sampling import SamplingParams, TokenSampler
 from pyollama.engine.stops import StopMatcher
 from pyollama.errors import InvalidRequest, PyollamaError
+from pyollama.runner import pooled
 from pyollama.runner.draftmodel import ModelDrafter
+from pyollama.runner.media import Media, Vision
 from pyollama.runner.promptcache import PromptCache, Saved, shared_prefix
 from pyollama.runner.speculate import SpecState, Speculator
 from pyollama.runner.types import DoneEvent, ErrorEvent, SeqRequest, Stream, TokenEvent
@@ -74,6 +76,7 @@ class Sequence:
     shifts: int = 0
     spec: SpecState | None = None     # speculative decoding state (None: this sequence does not draft)
     draft: list[int] = field(default_factory=list)   # this step's draft, fed after `pending`
+    media: Media | None = None        # the prompt's images (their places in `tokens` are negative)
 
     @property
     def prefilling(self) -> bool:
@@ -95,8 +98,10 @@ class BatchLoop:
     def __init__(self, model: _native.Model, *, num_ctx: int, parallel: int, num_batch: int,
                  num_thread: int, flash_attn="auto", kv_cache_type: str = "f16", embedding: bool = False,
                  adapters=(), cache_ram: int = 0, speculative: str = "", draft_max: int = 8,
-                 draft_model: _native.Model | None = None, draft_num_predict: int = 4):
+                 draft_model: _native.Model | None = None, draft_num_predict: int = 4,
+                 vision: Vision | None = None):
         self.model = model
+        self.vision = vision
         self.vocab = model.vocab
         self.parallel = parallel
         self.embedding_only = embedding
@@ -140,12 +145,23 @@ class BatchLoop:
         if self.embedding_only:
             raise InvalidRequest("this model only supports embeddings")
         opts = dict(req.options or {})
-        tokens = (list(req.prompt) if not isinstance(req.prompt, str)
-                  else self.vocab.tokenize(req.prompt, add_special=req.add_special, parse_special=True))
+        media = None
+        if req.images:
+            if self.vision is None:
+                raise InvalidRequest("this model does not support images (it has no vision projector)")
+            if not isinstance(req.prompt, str):
+                raise InvalidRequest("a prompt with images must be text, with a media marker per image")
+            tokens, media = self.vision.tokenize(req.prompt, list(req.images), req.add_special)
+            if len(tokens) >= self.n_ctx_slot:      # an image cannot be cut, nor shifted out
+                raise InvalidRequest(f"the prompt is {len(tokens)} tokens with its images, which does not fit "
+                                     f"the context of {self.n_ctx_slot} tokens (num_ctx)")
+        else:
+            tokens = (list(req.prompt) if not isinstance(req.prompt, str)
+                      else self.vocab.tokenize(req.prompt, add_special=req.add_special, parse_special=True))
+            self.checked(tokens, "prompt token")
         if not tokens:
             raise InvalidRequest("the prompt is empty")
-        self._checked(tokens, "prompt token")
-        shift = req.shift and self.can_shift
+        shift = req.shift and self.can_shift and media is None     # as llama-server: no shift with media
         n_keep = self._n_keep(opts, len(tokens))
         truncated = 0
         if len(tokens) >= self.n_ctx_slot:
@@ -167,7 +183,7 @@ class BatchLoop:
                         detok=Detokenizer(self.vocab.token_to_piece, self._pieces), stops=StopMatcher(stop),
                         num_predict=num_predict,
                         logprobs=req.logprobs or req.top_logprobs > 0, top_logprobs=max(0, req.top_logprobs),
-                        shift=shift, n_keep=n_keep, truncated=truncated)
+                        shift=shift, n_keep=n_keep, truncated=truncated, media=media)
 
     def _n_keep(self, opts: dict, n_prompt: int) -> int:
         """llama-server's n_keep: ``num_keep`` (default 4; < 0 = the whole prompt) plus the BOS token."""
@@ -211,6 +227,8 @@ class BatchLoop:
                 continue
             slot = self._choose_slot(free, seq.tokens)
             keep = min(self._reuse(slot, seq), len(seq.tokens) - 1)
+            if seq.media is not None:
+                keep = seq.media.snap(keep)
             keep = trim_kv(self.ctx.memory, slot.id, keep, len(slot.cached), self.n_swa, stale=slot.stale)
             del slot.cached[keep:]
             slot.stale = False
@@ -218,8 +236,8 @@ class BatchLoop:
             seq.slot = slot.id
             seq.n_past = seq.cached = keep
             seq.t_start = time.perf_counter_ns()
-            seq.sampler.accept_prompt(seq.tokens)
-            if self.spec.enabled:
+            seq.sampler.accept_prompt([t for t in seq.tokens if t >= 0] if seq.media else seq.tokens)
+            if self.spec.enabled and seq.media is None:     # drafters take real tokens only
                 seq.spec = self.spec.begin(slot.id, seq.tokens)
             self.active.append(seq)
         self.waiting.extendleft(reversed(held))
@@ -261,11 +279,11 @@ class BatchLoop:
         donor, gain = self._donor(slot, seq)
         if donor is None or gain < own + self.PREFIX_MIN:
             if len(slot.cached) - own >= self.PREFIX_MIN:
-                self._save(slot)
+                self.save_slot(slot)
             return own
         if isinstance(donor, Saved):
             self.cache.touch(donor)           # the save below must not evict what is about to be restored
-        self._save(slot)
+        self.save_slot(slot)
         try:
             if isinstance(donor, Saved):
                 self.ctx.set_seq_state(donor.state, slot.id)
@@ -295,7 +313,7 @@ class BatchLoop:
                     donor, gain = other, n
         return donor, gain
 
-    def _save(self, slot: Slot) -> None:
+    def save_slot(self, slot: Slot) -> None:
         """Keep what ``slot`` holds in the RAM cache (when it is worth keeping and not kept already)."""
         if not self.cache.enabled or slot.stale or len(slot.cached) < self.PREFIX_MIN:
             return
@@ -336,6 +354,8 @@ class BatchLoop:
         for seq in [s for s in self.active if s.stream.cancelled]:
             self._finish(seq, "cancel")
         self._admit()
+        if self.vision is not None:
+            self._eval_media()
         if not self.active:
             return
         b = self.batch
@@ -362,7 +382,12 @@ class BatchLoop:
             if budget <= 0:
                 break
             if seq.prefilling:
-                chunk = seq.tokens[seq.n_past: seq.n_past + budget]
+                end = seq.n_past + budget
+                if seq.media is not None:               # text up to the next image
+                    end = min(end, seq.media.next_start(seq.n_past, end))
+                chunk = seq.tokens[seq.n_past: end]
+                if not chunk:
+                    continue
                 fed.append((seq, chunk))
                 budget -= len(chunk)
         # Tokens in slot order: upstream splits a multi-stream batch into micro-batches of
@@ -395,6 +420,21 @@ class BatchLoop:
                 self._verify(seq, toks)
             elif seq.out_idx >= 0:
                 self._sample(seq)
+
+    def _eval_media(self) -> None:
+        """Evaluate the images that come next in prompts being evaluated, each in its own decode before
+        the step's batch (their embeddings cannot share a batch with tokens)."""
+        for seq in list(self.active):
+            span = seq.media.at(seq.n_past) if seq.media is not None and seq.prefilling else None
+            while span is not None:
+                try:
+                    self.vision.eval(self.ctx, seq.media, span, seq.n_past, seq.slot, self.n_batch)
+                except PyollamaError as e:
+                    self._fail(seq, e)
+                    break
+                seq.n_past = span.end
+                self.slots[seq.slot].cached.extend(seq.tokens[span.start:span.end])
+                span = seq.media.at(seq.n_past)
 
     def _draft(self, seq: Sequence, budget: int) -> list[int]:
         """A draft for a decoding sequence, within the context (one spare cell, as _room keeps), what is
@@ -545,48 +585,10 @@ class BatchLoop:
     # --- embeddings ------------------------------------------------------------------------------
     def embed(self, inputs: list[str | list[int]], truncate: bool = True,
               normalize: bool = True) -> tuple[np.ndarray, int]:
-        """Pooled embeddings (L2-normalized unless normalize=False, as Ollama's legacy
-        /api/embeddings), run between generation steps on a free slot. An input is text, or token ids
-        (what the server formed, e.g. a rerank pair). A reranker (rank pooling) gives its ``n_cls_out``
-        scores per input instead of a vector."""
-        free = [s for s in self.slots if s.seq is None]
-        if not free:
-            raise PyollamaError("no free slot for an embedding request")   # the caller waits for one
-        slot = min(free, key=lambda s: s.last_used)
-        self._save(slot)
-        n_max = min(self.n_ctx_slot, self.n_batch)
-        width = self.model.n_cls_out if self.ctx.pooling == "rank" else self.model.n_embd_out
-        out = np.empty((len(inputs), width), np.float32)
-        total = 0
-        encoder = self.model.has_encoder and not self.model.has_decoder
-        was = self.ctx.embeddings
-        self.ctx.set_embeddings(True)
-        try:
-            for row, text in enumerate(inputs):
-                toks = (self.vocab.tokenize(text, add_special=True, parse_special=False) if isinstance(text, str)
-                        else self._checked(list(text)))
-                if len(toks) > n_max:
-                    if not truncate:
-                        raise InvalidRequest(f"input length {len(toks)} exceeds the context length {n_max}")
-                    toks = toks[:n_max]
-                if not toks:
-                    raise InvalidRequest(f"input {row} is empty")
-                total += len(toks)
-                self.ctx.memory.seq_rm(slot.id, -1, -1)
-                slot.cached.clear()
-                self.batch.reset()
-                self.batch.add_sequence(toks, 0, slot.id, output_all=True)
-                (self.ctx.encode if encoder else self.ctx.decode)(self.batch)
-                out[row] = self.ctx.embeddings_seq(slot.id)
-        finally:
-            self.ctx.memory.seq_rm(slot.id, -1, -1)
-            slot.cached.clear()
-            self.ctx.set_embeddings(was)
-        if normalize:
-            l2_normalize(out)
-        return out, total
+        """Pooled embeddings between generation steps, on a free slot (``pooled.embed``)."""
+        return pooled.embed(self, inputs, truncate, normalize)
 
-    def _checked(self, tokens: list[int], what: str = "token") -> list[int]:
+    def checked(self, tokens: list[int], what: str = "token") -> list[int]:
         bad = [t for t in tokens if not 0 <= t < self.vocab.n_tokens]
         if bad:
             raise InvalidRequest(f"{what} {bad[0]} is out of range for a vocabulary of {self.vocab.n_tokens}")

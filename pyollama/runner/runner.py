@@ -19,9 +19,11 @@ from concurrent.futures import Future
 import numpy as np
 
 from pyollama import _native
+from pyollama.config import setting
 from pyollama.engine.llm import default_threads
 from pyollama.errors import NativeError, PyollamaError, RunnerDied
 from pyollama.runner.batcher import BatchLoop
+from pyollama.runner.media import Vision
 from pyollama.runner.types import ErrorEvent, RunnerInfo, RunnerSpec, SeqRequest, Stream
 
 log = logging.getLogger("pyollama.runner")
@@ -36,6 +38,8 @@ class Runner:
         self.spec = spec
         self.model: _native.Model | None = None
         self.draft: _native.Model | None = None      # the draft model (speculative decoding), if any
+        self.vision: Vision | None = None            # the projector, for images
+        self.image_tokens = 0
         self.loop: BatchLoop | None = None
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._wake = threading.Event()
@@ -79,11 +83,16 @@ class Runner:
             whole = s.num_gpu < 0 and not s.fit_margin
             self.draft = _native.Model(s.draft_model, n_gpu_layers=-1 if whole else 0,
                                        main_gpu=s.main_gpu, use_mmap=s.use_mmap, devices=devices)
+        if s.projector and not s.embedding:
+            self.vision = Vision(_native.Projector(self.model, s.projector, n_threads=s.num_thread or default_threads(),
+                                                   use_gpu=s.num_gpu != 0, flash_attn=s.flash_attn),
+                                 max_pixels=setting("MAX_IMAGE_PIXELS"))
+            self.image_tokens = self.vision.typical_tokens()
         self.loop = BatchLoop(self.model, num_ctx=s.num_ctx, parallel=s.parallel, num_batch=s.num_batch,
                               num_thread=s.num_thread or default_threads(), flash_attn=s.flash_attn,
                               kv_cache_type=s.kv_cache_type, embedding=s.embedding, adapters=self._adapters,
                               cache_ram=s.cache_ram, speculative=s.speculative, draft_max=s.draft_max,
-                              draft_model=self.draft, draft_num_predict=s.draft_num_predict)
+                              draft_model=self.draft, draft_num_predict=s.draft_num_predict, vision=self.vision)
         self._thread = threading.Thread(target=self._run, name=f"runner:{os.path.basename(s.model_path)}",
                                         daemon=True)
         self._thread.start()
@@ -138,6 +147,9 @@ class Runner:
         if self.loop is not None:
             self.loop.close()
             self.loop = None
+        if self.vision is not None:
+            self.vision.close()
+            self.vision = None
         for a, _ in self._adapters:
             a.close()
         self._adapters = []
@@ -215,7 +227,8 @@ class Runner:
             size=sum(u["model"] + u["context"] + u["compute"] for u in memory) or m.size, size_vram=vram,
             memory=memory, n_gpu_layers=self.n_gpu_layers, kv_cache_type=self.spec.kv_cache_type,
             n_params=m.n_params, arch=m.arch, embedding_only=self.spec.embedding,
-            bos_token=v.text(v.bos) if v.bos >= 0 else "", eos_token=v.text(v.eos) if v.eos >= 0 else "")
+            bos_token=v.text(v.bos) if v.bos >= 0 else "", eos_token=v.text(v.eos) if v.eos >= 0 else "",
+            vision=self.vision is not None, image_tokens=self.image_tokens)
 
     def _check(self) -> None:
         if self._error is not None:

@@ -19,6 +19,7 @@ class RunnerSpec:
 
     model_path: str
     adapters: tuple[tuple[str, float], ...] = ()
+    projector: str = ""          # a vision projector (mmproj GGUF) for the model ("": none)
     num_ctx: int = 4096          # per slot: every parallel request gets the full context
     num_batch: int = 512
     num_gpu: int = -1
@@ -58,6 +59,8 @@ class RunnerInfo:
     embedding_only: bool = False
     bos_token: str = ""
     eos_token: str = ""
+    vision: bool = False             # takes images (a projector is loaded)
+    image_tokens: int = 0            # places a typical image takes in the context (for prompt fitting)
 
 
 class RunnerLike(Protocol):
@@ -96,6 +99,7 @@ class SeqRequest:
     top_logprobs: int = 0
     add_special: bool = True
     shift: bool = True              # context shift (Ollama's `shift`): keep num_keep, drop half the rest
+    images: list[bytes] = field(default_factory=list)   # image files, one per MEDIA_MARKER in a text prompt
 
 
 @dataclass

@@ -27,6 +27,7 @@ from pyollama.scheduler.scheduler import LoadRequest
 from pyollama.store import gguf_meta
 
 MIN_CTX = 4
+MIN_CTX_VISION = 2048   # Ollama's floor for a model with a projector
 MAX_PARALLEL = 256               # LLAMA_MAX_SEQ at the pin: sequences one context can hold
 MAX_CELLS = (1 << 32) - 1        # n_ctx is a uint32_t in llama_context_params
 MAX_DEVICES = 16                 # llama_max_devices() at the pin
@@ -76,13 +77,17 @@ def tensor_split(value: Any) -> tuple[float, ...]:
 
 
 def runner_spec(model_path: str | Path, opts: Mapping[str, Any], cfg: Config, *, info: gguf_meta.GGUFInfo,
-                adapters: tuple[str, ...] = (), total_vram: int = 0, draft: str | Path | None = None) -> RunnerSpec:
-    """The RunnerSpec for ``opts`` (merged options); ``draft`` is the model's draft model, if it has one."""
+                adapters: tuple[str, ...] = (), total_vram: int = 0, draft: str | Path | None = None,
+                projector: str | Path | None = None) -> RunnerSpec:
+    """The RunnerSpec for ``opts`` (merged options); ``draft`` is the model's draft model and ``projector`` its
+    vision projector, if it has them."""
     embedding = info.is_embedding
     num_ctx = _int_opt(opts, "num_ctx", 0)
     if num_ctx < 0:
         raise InvalidRequest(f"num_ctx must be positive (or 0 for the default), not {num_ctx}")
     num_ctx = max(num_ctx or cfg.default_num_ctx(total_vram), MIN_CTX)
+    if projector and not embedding:
+        num_ctx = max(num_ctx, MIN_CTX_VISION)      # room for an image or two, as Ollama
     trained = info.context_length
     if trained and num_ctx > trained:
         log.info("num_ctx %d is more than the model was trained for; using %d", num_ctx, trained)
@@ -119,7 +124,7 @@ def runner_spec(model_path: str | Path, opts: Mapping[str, Any], cfg: Config, *,
         kv_adapt=not cfg.kv_cache_type, cache_ram=0 if embedding else _cache_ram(cfg),
         speculative="" if embedding or cfg.speculative == "off" else cfg.speculative, draft_max=cfg.draft_max,
         draft_model=str(draft) if draft_n else "", draft_num_predict=draft_n,
-        tensor_split=tensor_split(opts.get("tensor_split")))
+        tensor_split=tensor_split(opts.get("tensor_split")), projector=str(projector or ""))
 
 
 def _cache_ram(cfg: Config) -> int:
@@ -130,13 +135,16 @@ def _cache_ram(cfg: Config) -> int:
 
 def load_request(name: str, model_path: str | Path, opts: Mapping[str, Any], cfg: Config, *,
                  adapters: tuple[str, ...] = (), total_vram: int = 0, info: dict | None = None,
-                 draft: str | Path | None = None) -> LoadRequest:
+                 draft: str | Path | None = None, projector: str | Path | None = None) -> LoadRequest:
     """Everything the scheduler needs for one request. ``name`` is what ``/api/ps`` shows."""
     hdr = header(model_path)
     # The scheduler measures the model natively in this process: refuse the headers llama.cpp aborts on.
     gguf_meta.check_loadable(model_path)
-    spec = runner_spec(model_path, opts, cfg, info=hdr, adapters=adapters, total_vram=total_vram, draft=draft)
-    adapters_size = sum(os.path.getsize(a) for a in adapters if os.path.exists(a))
+    spec = runner_spec(model_path, opts, cfg, info=hdr, adapters=adapters, total_vram=total_vram, draft=draft,
+                       projector=projector)
+    # The projector's weights count with the adapters' (its compute buffer is small beside the model's).
+    adapters_size = sum(os.path.getsize(a) for a in adapters + ((spec.projector,) if spec.projector else ())
+                        if os.path.exists(a))
     est = estimate(hdr.kv, file_size=os.path.getsize(model_path), adapters_size=adapters_size,
                    num_ctx=spec.num_ctx, parallel=spec.parallel, num_batch=spec.num_batch,
                    kv_cache_type=spec.kv_cache_type)

@@ -7,7 +7,7 @@ docs/conformance.md item → tests:
 |    | test_stream_sdk_equals_non_stream |
 Beyond the checklist: tool_choice any / tool with a tool_result round trip (streamed and not), thinking
 blocks, system blocks, stop_sequences → stop_reason stop_sequence, count_tokens, structured output
-(output_config.format), error shapes, images refused until vision, and the API key as the SDK sends it
+(output_config.format), error shapes, images refused by a model without vision, and the API key as the SDK sends it
 (``x-api-key``).
 """
 from __future__ import annotations

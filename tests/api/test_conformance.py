@@ -46,7 +46,7 @@ set); 55–65 are the OpenAI/Anthropic layers (another issue); 66–69 live in t
 | 53 | test_53_pull_missing_model |
 | 54 | test_54_ps_shape |
 Also here: no silent truncation (generate prompt over num_ctx → 400 naming both lengths), render-only
-debugging, images refused until vision lands, option type errors, and a Go TEMPLATE with thinking and tools
+debugging, images refused by a model without a projector, option type errors, and a Go TEMPLATE with thinking and tools
 driving capability checks and the thinking parser end to end (test_template_capabilities_thinking_and_tools).
 """
 from __future__ import annotations
@@ -301,7 +301,7 @@ def test_debug_render_only(server):
     assert r["_debug_info"]["rendered_template"].endswith("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
 
 
-def test_images_refused_until_vision(server):
+def test_images_refused_without_vision(server):
     r = gen(server, prompt="what is this?", images=["aGVsbG8="])
     assert r.status_code == 400 and "vision" in error_of(r)
     r = gen(server, prompt="what is this?", images=["***not base64***"])

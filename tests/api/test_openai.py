@@ -14,7 +14,7 @@ docs/conformance.md items → tests:
 | 63 | test_63_models |
 | 65 | test_65_responses, test_65_responses_stream_framing, test_responses_tools_round_trip |
 (64, Anthropic, is in test_anthropic.py.) Beyond the checklist: tool_choice none / auto, the tool-result
-round trip, reasoning → ``reasoning`` / ``reasoning_content``, logprobs, images refused until vision,
+round trip, reasoning → ``reasoning`` / ``reasoning_content``, logprobs, images refused by a model without vision,
 and the API key (``PYOLLAMA_API_KEY``) as the SDK sends it.
 """
 from __future__ import annotations
@@ -266,7 +266,7 @@ def test_logprobs(client):
         client.chat.completions.create(model=C, messages=HI, logprobs=True, top_logprobs=21)
 
 
-def test_images_refused_until_vision(client):
+def test_images_refused_without_vision(client):
     png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 16).decode()
     parts = [{"type": "text", "text": "What is this?"},
              {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{png}"}}]

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import base64
 import math
-from pathlib import Path
 
 import pytest
 
 from pyollama import _native
 from pyollama.errors import MediaError, ModelLoadError
 from tests.conftest import VOCAB_DIR
-from tests.llama_server import llama_server
-from tests.tiny_gguf import ppm_image, write_tiny_mmproj
+from tests.tiny_gguf import ppm_image
 
 PATCHES = (32 // 8) ** 2           # write_tiny_mmproj's image_size / patch, squared
 N_PREDICT = 12
@@ -34,20 +32,6 @@ def _images() -> dict[str, bytes]:
     return out
 
 
-@pytest.fixture(scope="module")
-def files(tmp_path_factory, tiny_model_path) -> tuple[Path, Path]:
-    return tiny_model_path, write_tiny_mmproj(tmp_path_factory.mktemp("vision") / "mmproj.gguf")
-
-
-@pytest.fixture(scope="module")
-def upstream(files, tmp_path_factory):
-    """llama-server with the projector, and the media marker it expects (random unless pinned)."""
-    text, mmproj = files
-    with llama_server(text, ["--mmproj", str(mmproj), "-c", "512", "-np", "1"],
-                      tmp_path_factory.mktemp("vision-server")) as c:
-        yield c, c.get("/props").json()["media_marker"]
-
-
 def _chat(client, image: bytes | None) -> dict:
     content: list[dict] = [{"type": "text", "text": "describe"}]
     if image is not None:
@@ -61,8 +45,8 @@ def _chat(client, image: bytes | None) -> dict:
 
 
 @pytest.mark.tools
-def test_upstream_runs_the_tiny_vision_model(upstream):
-    c, _ = upstream
+def test_upstream_runs_the_tiny_vision_model(vision_upstream):
+    c, _ = vision_upstream
     images = _images()
     text = _chat(c, None)
     answers = {name: _chat(c, images[name]) for name in ("gradient", "checker")}
@@ -80,9 +64,9 @@ def test_upstream_runs_the_tiny_vision_model(upstream):
     assert not math.isclose(first(answers["gradient"]), first(text), rel_tol=0, abs_tol=1e-6)
 
 
-def _generate(files, image: bytes, prompt: str) -> tuple[list[int], int]:
+def _generate(vision_files, image: bytes, prompt: str) -> tuple[list[int], int]:
     """Greedy tokens for (image, prompt) through the bindings, and the prompt's evaluated positions."""
-    text, mmproj = files
+    text, mmproj = vision_files
     model = _native.Model(text)
     ctx = _native.Context(model, n_ctx=512, n_batch=512)
     proj = _native.Projector(model, mmproj)
@@ -102,20 +86,20 @@ def _generate(files, image: bytes, prompt: str) -> tuple[list[int], int]:
 
 @pytest.mark.tools
 @pytest.mark.parametrize("prompt", PROMPTS)
-def test_bindings_generate_upstreams_tokens(files, upstream, prompt):
-    c, marker = upstream
+def test_bindings_generate_upstreams_tokens(vision_files, vision_upstream, prompt):
+    c, marker = vision_upstream
     for name, image in _images().items():
         r = c.post("/completion", json={
             "prompt": {"prompt_string": prompt.format(m=marker), "multimodal_data": [base64.b64encode(image).decode()]},
             "n_predict": N_PREDICT, "temperature": 0, "return_tokens": True, "cache_prompt": False})
         assert r.status_code == 200, r.text
-        ours, n_prompt = _generate(files, image, prompt)
+        ours, n_prompt = _generate(vision_files, image, prompt)
         assert ours == r.json()["tokens"], name
         assert n_prompt == r.json()["tokens_evaluated"], name
 
 
-def test_chunks_and_errors(files):
-    text, mmproj = files
+def test_chunks_and_errors(vision_files):
+    text, mmproj = vision_files
     model = _native.Model(text)
     proj = _native.Projector(model, mmproj)
     assert proj.vision and not proj.audio

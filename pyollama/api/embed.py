@@ -1,5 +1,6 @@
-"""``POST /api/embed``, the legacy ``/api/embeddings`` (docs/contract.md §2.3), and ``POST /api/tokenize`` /
-``POST /api/detokenize`` (Ollama #3582): requests that need a loaded model but no generation.
+"""``POST /api/embed``, the legacy ``/api/embeddings`` (docs/contract.md §2.3): requests that need a loaded model
+but no generation; and ``POST /api/tokenize`` / ``POST /api/detokenize`` (Ollama #3582), which need only the
+model's vocabulary (the server's own vocab-only copy: nothing is loaded, no runner is disturbed).
 
 Thread-safety: Starlette endpoints on the event loop; runner calls run in worker threads.
 """
@@ -102,6 +103,13 @@ async def embeddings(request: Request) -> Response:
     return JSONResponse({"embedding": np.asarray(vectors[0], dtype=np.float32).tolist()})
 
 
+def _unused_load_fields(b: dict[str, Any]) -> None:
+    """``options`` and ``keep_alive`` are still read (a malformed value is a 400, as on every route), but the
+    vocabulary needs neither: tokenizing never loads the model or touches a loaded one."""
+    B.options(b)
+    parse_keep_alive(b.get("keep_alive"))
+
+
 async def tokenize(request: Request) -> Response:
     """``{"model", "content", "add_special"?, "parse_special"?}`` → ``{"model", "tokens"}``."""
     st: ServerState = request.app.state.server
@@ -110,13 +118,9 @@ async def tokenize(request: Request) -> Response:
     text = B.string(b, "content") or B.string(b, "prompt") or B.string(b, "text")
     add_special = B.boolean(b, "add_special", True)
     parse_special = B.boolean(b, "parse_special", True)
-    keep_alive = parse_keep_alive(b.get("keep_alive"))
-    options = B.options(b)
+    _unused_load_fields(b)
     rec = await st.record(model)
-    load = st.load_request(rec, options)
-    st.vocabs.prefetch(rec.model_path)           # loads beside the model
-    async with await st.lease(request, load, keep_alive):
-        tokens = await st.vocabs.tokenize(rec.model_path, text, bool(add_special), bool(parse_special)) if text else []
+    tokens = await st.vocabs.tokenize(rec.model_path, text, bool(add_special), bool(parse_special)) if text else []
     return JSONResponse({"model": model, "tokens": list(tokens)})
 
 
@@ -125,12 +129,8 @@ async def detokenize(request: Request) -> Response:
     st: ServerState = request.app.state.server
     b = await B.read_json(request)
     model = B.string(b, "model")
-    keep_alive = parse_keep_alive(b.get("keep_alive"))
-    options = B.options(b)
+    _unused_load_fields(b)
     rec = await st.record(model)
     tokens = token_ids(b.get("tokens") if b.get("tokens") is not None else [], "tokens", vocab_size(rec))
-    load = st.load_request(rec, options)
-    st.vocabs.prefetch(rec.model_path)
-    async with await st.lease(request, load, keep_alive):
-        text = await st.vocabs.detokenize(rec.model_path, tokens) if tokens else ""
+    text = await st.vocabs.detokenize(rec.model_path, tokens) if tokens else ""
     return JSONResponse({"model": model, "content": text})

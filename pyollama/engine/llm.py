@@ -8,6 +8,13 @@
 
 One sequence (seq 0) per LLM; a new prompt reuses the longest prefix already in the KV cache
 (`cache=False` re-evaluates everything). Multi-sequence batching lives in pyollama.runner.
+
+Why this is not a one-slot ``runner.batcher.BatchLoop``: LLM is the surface for Python code that samples
+by itself — it owns ``ctx`` and the positions, so a caller can prefill, read logits, choose a token with
+its own sampler and decode it (tests/engine/test_sampler.py does exactly that). A BatchLoop owns the
+positions, the slot's cached tokens and the sampling of every sequence; sharing its context with a caller
+would mean exposing that state. The generation loop here is the short one (sample, detokenize, stop
+strings, decode); the detokenizer, stop matcher and sampler are the same objects BatchLoop uses.
 """
 from __future__ import annotations
 

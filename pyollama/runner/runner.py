@@ -6,7 +6,6 @@ requests run between steps. The same interface is offered by ProcessRunner (chil
 """
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import os
@@ -181,6 +180,8 @@ class Runner:
     async def asubmit(self, req: SeqRequest) -> Stream:
         """submit() from an event loop: tokenizing a long prompt must not stall it. A caller cancelled
         while the request is being queued cancels the request too."""
+        import asyncio      # here: a runner child never calls this, and starts faster without asyncio
+
         task = asyncio.ensure_future(asyncio.to_thread(self.submit, req))
         try:
             return await asyncio.shield(task)
@@ -301,7 +302,7 @@ class Runner:
                 return
 
 
-def _cancel_submitted(task: asyncio.Future) -> None:
+def _cancel_submitted(task) -> None:
     """A request queued for a caller that has gone: cancel it in the runner."""
     if not task.cancelled() and task.exception() is None:
         task.result().cancel()

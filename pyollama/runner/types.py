@@ -2,7 +2,6 @@
 generate, and the events a generation streams back."""
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -201,6 +200,8 @@ class Stream:
                     return
 
     async def __aiter__(self) -> AsyncIterator[Event]:
+        import asyncio      # here: a runner child never iterates asynchronously, and starts faster without it
+
         loop = asyncio.get_running_loop()
         thread = threading.get_ident()
         ready = asyncio.Event()

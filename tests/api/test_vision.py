@@ -112,7 +112,11 @@ def test_generate_matches_upstream(server, vision_upstream, prompt):
 
 def test_chat_through_the_ollama_client(server, vision_upstream):
     ollama = pytest.importorskip("ollama")
-    client = ollama.Client(host=server.url)
+    with ollama.Client(host=server.url) as client:
+        _chat_turns(client, server, vision_upstream)
+
+
+def _chat_turns(client, server, vision_upstream) -> None:
     images = _images()
     for prompt in PROMPTS:
         for name, image in images.items():
@@ -138,8 +142,12 @@ def test_openai_and_anthropic_clients(server, vision_upstream):
     """/v1/chat/completions (image_url), /v1/responses (input_image) and /v1/messages (image blocks)."""
     openai = pytest.importorskip("openai")
     anthropic = pytest.importorskip("anthropic")
-    oa = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
-    an = anthropic.Anthropic(base_url=server.url, api_key="unused", max_retries=0)
+    with openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0) as oa, \
+            anthropic.Anthropic(base_url=server.url, api_key="unused", max_retries=0) as an:
+        _compatible_turns(oa, an, server, vision_upstream)
+
+
+def _compatible_turns(oa, an, server, vision_upstream) -> None:
     for prompt in PROMPTS:
         for name, image in _images().items():
             ref = reference(vision_upstream, rendered_chat(server, [{"role": "user", "content": prompt,

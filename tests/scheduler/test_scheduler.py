@@ -152,6 +152,27 @@ def test_insufficient_memory_is_a_clear_error():
     run(main())
 
 
+def test_a_roomy_host_only_placement_is_not_measured():
+    """No GPU and free RAM for several times the estimate: the placement needs no exact figure, and the
+    native measurement (~0.1 s of a cold start) is skipped; closer to the limit it is taken."""
+    w = World()
+    measured: list[object] = []
+
+    def measure(cfg):
+        measured.append(cfg)
+        raise RuntimeError("not a real file")          # then the estimate places it, as before
+
+    async def main():
+        async with started(w, measure=measure, max_runners=5) as s:
+            w.memory = Memory(free=64 * GIB, total=64 * GIB)
+            (await s.acquire(request("small", gib=1))).release()
+            assert measured == []
+            w.memory = Memory(free=4 * GIB, total=4 * GIB)
+            (await s.acquire(request("large", gib=2))).release()
+            assert len(measured) == 1
+    run(main())
+
+
 def test_memory_pressure_evicts_idle_model():
     w = World()
     w.memory = Memory(free=3 * GIB, total=3 * GIB)

@@ -285,6 +285,10 @@ VARS: tuple[Var, ...] = (
     Var("MAX_IMAGE_PIXELS", _pos_int, 50_000_000,
         "Largest image a model is given, in pixels after decoding (default 50 million: a 48-megapixel "
         "photo fits; each pixel costs 3 bytes while the image is prepared)", ollama=False),
+    Var("SPARE_RUNNER", parse_bool, True,
+        "Keep one runner process started ahead of need (Python up, libraries loaded; ~70 MB of memory), so a "
+        "model load does not wait for a process to start; 0 starts each runner on demand (default on)",
+        ollama=False),
     Var("METRICS", parse_bool, True,
         "Serve GET /metrics (Prometheus text format; behind PYOLLAMA_API_KEY when that is set); 0 turns it "
         "off (default on)", ollama=False),
@@ -397,6 +401,7 @@ class Config:
     runner: str = "process"
     cache_ram: int | None = None    # None: sized to the machine (scheduler/plan.py)
     metrics: bool = True
+    spare_runner: bool = True
     ui: bool = True
     cpu_variant: str = ""
     rpc_servers: tuple[str, ...] = ()

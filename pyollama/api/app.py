@@ -180,13 +180,21 @@ def create_app(cfg: Config, *, store: Store | None = None, scheduler: Scheduler 
     meter = metrics.Metrics(scheduler, ROUTES) if cfg.metrics else None
     state = ServerState(cfg=cfg, store=store, sched=scheduler, total_vram=sum(g.total for g in local), metrics=meter)
 
+    spares = cfg.spare_runner and cfg.runner == "process" and factory is None
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        from pyollama.runner import spare
+
         await scheduler.start()
+        if spares:
+            spare.enable()
         try:
             yield
         finally:
             log.info("shutting down: unloading %d model(s)", len(scheduler.loaded()))
+            if spares:
+                spare.shutdown()
             await scheduler.close()
 
     routes = list(ROUTES)

@@ -31,13 +31,17 @@ def setup_logging(cfg: Config) -> None:
 
 
 def serve(cfg: Config | None = None) -> int:
+    cfg = cfg or Config.from_env()
+    setup_logging(cfg)
+    if cfg.spare_runner and cfg.runner == "process":
+        from pyollama.runner import spare
+
+        spare.enable()          # now: the spare's start overlaps the server's own imports (the lifespan keeps it)
+
     import uvicorn
 
     from pyollama.api.app import create_app
     from pyollama.store import Store
-
-    cfg = cfg or Config.from_env()
-    setup_logging(cfg)
     for w in cfg.warnings:
         log.warning("%s", w)
     store = Store(cfg.models)

@@ -24,7 +24,6 @@ import select
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import Future
@@ -32,6 +31,7 @@ from concurrent.futures import Future
 import numpy as np
 
 from pyollama.errors import RunnerDied
+from pyollama.runner import spare
 from pyollama.runner.types import DoneEvent, ErrorEvent, RunnerInfo, RunnerSpec, SeqRequest, Stream
 from pyollama.runner.wire import _LEN, Channel
 
@@ -74,20 +74,8 @@ class ProcessRunner:
         return self.proc.pid if self.proc else None
 
     def start(self) -> ProcessRunner:
-        parent, child = socket.socketpair()
-        env = dict(os.environ if self._env is None else self._env)
-        # An abort (a lost RPC worker, a failed assertion) ends the child at once: ggml's backtrace runs
-        # gdb first, which takes seconds. GGML_NO_BACKTRACE=0 in the server's environment keeps it.
-        if env.get("GGML_NO_BACKTRACE") == "0":
-            del env["GGML_NO_BACKTRACE"]
-        else:
-            env.setdefault("GGML_NO_BACKTRACE", "1")
-        try:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "pyollama.runner.child", str(child.fileno())],
-                pass_fds=(child.fileno(),), env=env, stdin=subprocess.DEVNULL)
-        finally:
-            child.close()
+        env = spare.child_env(self._env)
+        self.proc, parent = spare.take(env) or spare.spawn(env)     # a child already up, when one is kept
         self._chan = Channel(parent)
         self._seen_at = time.monotonic()
         self._chan.send(("start", self.spec, self._beat_interval()))

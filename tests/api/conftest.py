@@ -55,8 +55,10 @@ class Server:
         self.log = log
         self.env = {k: v for k, v in os.environ.items()
                     if not k.startswith(("OLLAMA_", "PYOLLAMA_")) and k.lower() not in PROXY_VARS}
+        # No spare runner process unless a test asks for one (test_spare_runner.py): tests count and kill
+        # a server's runner processes by its children.
         self.env.update({"PYOLLAMA_HOST": f"127.0.0.1:{self.port}", "PYOLLAMA_NOPRUNE": "1",
-                         "PYTHONUNBUFFERED": "1"})
+                         "PYTHONUNBUFFERED": "1", "PYOLLAMA_SPARE_RUNNER": "0"})
         self.env.update(env)
         self._logf = open(log, "ab")  # noqa: SIM115 - the server writes to it until stop()
         self.proc = subprocess.Popen([sys.executable, "-m", "pyollama", "serve"], env=self.env, cwd=REPO,

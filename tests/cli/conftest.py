@@ -35,7 +35,8 @@ def base_env(home: Path, host: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("OLLAMA_", "PYOLLAMA_")) and k.lower() not in PROXY_VARS
            and k not in ("COLUMNS", "LINES")}
-    env.update({"HOME": str(home), "PYOLLAMA_HOST": host, "PYTHONUNBUFFERED": "1", "TERM": "xterm"})
+    env.update({"HOME": str(home), "PYOLLAMA_HOST": host, "PYTHONUNBUFFERED": "1", "TERM": "xterm",
+                "PYOLLAMA_SPARE_RUNNER": "0"})     # a background server's children are its runners only
     return env
 
 

@@ -8,6 +8,14 @@ _KV_TYPES = {"f32": GGML_TYPE_F32, "f16": GGML_TYPE_F16, "bf16": GGML_TYPE_BF16,
 _FLASH_ATTN = {"auto": LLAMA_FLASH_ATTN_TYPE_AUTO, True: LLAMA_FLASH_ATTN_TYPE_ENABLED,
                False: LLAMA_FLASH_ATTN_TYPE_DISABLED, "on": LLAMA_FLASH_ATTN_TYPE_ENABLED,
                "off": LLAMA_FLASH_ATTN_TYPE_DISABLED}
+
+
+cdef llama_flash_attn_type _flash_attn(value, err) except *:
+    """The flash-attention setting for libllama or libmtmd; a value neither knows raises ``err``."""
+    if value not in _FLASH_ATTN:
+        raise err(f"flash_attn must be 'auto', 'on', 'off', True or False, not {value!r}")
+    return _FLASH_ATTN[value]
+
 _POOLING = {None: LLAMA_POOLING_TYPE_UNSPECIFIED, "none": LLAMA_POOLING_TYPE_NONE,
             "mean": LLAMA_POOLING_TYPE_MEAN, "cls": LLAMA_POOLING_TYPE_CLS,
             "last": LLAMA_POOLING_TYPE_LAST, "rank": LLAMA_POOLING_TYPE_RANK}
@@ -73,8 +81,6 @@ cdef class Context:
         for name, t in (("type_k", type_k), ("type_v", type_v)):
             if t not in _KV_TYPES:
                 raise ContextError(f"{name} must be one of {sorted(_KV_TYPES)}, not {t!r}")
-        if flash_attn not in _FLASH_ATTN:
-            raise ContextError(f"flash_attn must be 'auto', 'on', 'off', True or False, not {flash_attn!r}")
         if pooling not in _POOLING:
             raise ContextError(f"pooling must be one of {[k for k in _POOLING if k]}, not {pooling!r}")
         if attention not in _ATTENTION:
@@ -93,7 +99,7 @@ cdef class Context:
             if n_threads_batch <= 0:
                 raise ContextError(f"n_threads_batch must be positive, not {n_threads_batch}")
             p.n_threads_batch = n_threads_batch
-        p.flash_attn_type = _FLASH_ATTN[flash_attn]
+        p.flash_attn_type = _flash_attn(flash_attn, ContextError)
         p.type_k = _KV_TYPES[type_k]
         p.type_v = _KV_TYPES[type_v]
         p.kv_unified = kv_unified

@@ -105,8 +105,6 @@ cdef class _Params:
         for key in ("type_k", "type_v"):
             if o[key] not in _KV_TYPES:
                 raise ValueError(f"{key} must be one of {sorted(_KV_TYPES)}, not {o[key]!r}")
-        if o["flash_attn"] not in _FLASH_ATTN:
-            raise ValueError(f"flash_attn must be 'auto', 'on' or 'off', not {o['flash_attn']!r}")
         if not 1 <= o["n_seq_max"] <= _MAX_SEQ:
             raise ValueError(f"n_seq_max must be between 1 and {_MAX_SEQ}, not {o['n_seq_max']}")
         self.cp.n_ctx = o["n_ctx"]
@@ -115,7 +113,7 @@ cdef class _Params:
         self.cp.n_ubatch = min(o["n_ubatch"], o["n_batch"])
         self.cp.type_k = _KV_TYPES[o["type_k"]]
         self.cp.type_v = _KV_TYPES[o["type_v"]]
-        self.cp.flash_attn_type = _FLASH_ATTN[o["flash_attn"]]
+        self.cp.flash_attn_type = _flash_attn(o["flash_attn"], ValueError)
         self.cp.kv_unified = o["kv_unified"]
         self.cp.embeddings = o["embeddings"]
 

@@ -27,8 +27,6 @@ cdef class Projector:
                  bint warmup=False):
         path = os.fspath(path)
         _check_gguf_file(path)
-        if flash_attn not in _FLASH_ATTN:
-            raise ValueError(f"flash_attn must be 'auto', 'on', 'off', True or False, not {flash_attn!r}")
         cdef mtmd_context_params p = mtmd_context_params_default()
         p.use_gpu = use_gpu
         p.print_timings = False
@@ -36,7 +34,7 @@ cdef class Projector:
             if n_threads <= 0:
                 raise ValueError(f"n_threads must be positive, not {n_threads}")
             p.n_threads = n_threads
-        p.flash_attn_type = _FLASH_ATTN[flash_attn]
+        p.flash_attn_type = _flash_attn(flash_attn, ValueError)
         p.warmup = warmup
         cdef bytes bpath = path.encode()
         cdef const char * cpath = bpath

@@ -16,7 +16,6 @@ ctypedef void (*_rpc_start_server_fn)(const char * endpoint, const char * cache_
                                       size_t n_devices, ggml_backend_dev_t * devices) noexcept nogil
 
 RPC_PROTOCOL = (RPC_PROTO_MAJOR_VERSION, RPC_PROTO_MINOR_VERSION, RPC_PROTO_PATCH_VERSION)
-RPC_MAX_SERVERS = GGML_RPC_MAX_SERVERS
 _rpc_registered = {}        # endpoint -> device names, in the order the worker lists them
 
 
@@ -53,11 +52,6 @@ def rpc_add_server(str endpoint):
              for i in range(ggml_backend_reg_dev_count(reg))]
     _rpc_registered[endpoint] = names
     return list(names)
-
-
-def rpc_registered():
-    """{endpoint: [device names]} of the workers registered in this process."""
-    return {k: list(v) for k, v in _rpc_registered.items()}
 
 
 def rpc_serve(str endpoint, devices, size_t n_threads, cache_dir=None):

@@ -56,6 +56,13 @@ def _add_shape(w: gguf.GGUFWriter, *, n_ctx: int, n_embd: int, n_layer: int, n_f
     w.add_rope_dimension_count(head_dim)
 
 
+def _random_tensors(w: gguf.GGUFWriter, rng: np.random.Generator, dtype=np.float32):
+    """``t(name, *shape, scale=0.05)``: adds a tensor of normal random values to ``w``."""
+    def t(name: str, *shape: int, scale: float = 0.05) -> None:
+        w.add_tensor(name, (rng.standard_normal(shape) * scale).astype(dtype))
+    return t
+
+
 def save(w: gguf.GGUFWriter) -> None:
     """Write header, key/values and tensors, and close."""
     w.write_header_to_file()
@@ -103,8 +110,7 @@ def write_tiny_gguf(path: Path, *, arch: str = "llama", seed: int = 0, name: str
     if chat_template is not None:
         w.add_chat_template(chat_template)
 
-    def t(tensor: str, *shape: int, scale: float = 0.05) -> None:
-        w.add_tensor(tensor, (rng.standard_normal(shape) * scale).astype(dtype))
+    t = _random_tensors(w, rng, dtype)
 
     t("token_embd.weight", n_vocab, n_embd, scale=0.5)
     for i in range(n_layer):
@@ -160,8 +166,7 @@ def write_tiny_mmproj(path: Path, *, n_embd_text: int = _TINY_LLAMA["n_embd"], n
     w.add_array("clip.vision.image_std", [0.5, 0.5, 0.5])
     w.add_uint32("general.file_type", 0)
 
-    def t(name: str, *shape: int, scale: float = 0.05) -> None:
-        w.add_tensor(name, (rng.standard_normal(shape) * scale).astype(np.float32))
+    t = _random_tensors(w, rng)
 
     def norm(name: str, n: int) -> None:
         w.add_tensor(f"{name}.weight", np.ones(n, np.float32))
@@ -342,8 +347,7 @@ def write_tiny_bert(path: Path, vocab_gguf: Path, *, rerank: bool = False, seed:
         if key in src.fields:
             _copy_field(w, src.fields[key])
 
-    def t(tensor: str, *shape: int, scale: float = 0.05) -> None:
-        w.add_tensor(tensor, (rng.standard_normal(shape) * scale).astype(np.float32))
+    t = _random_tensors(w, rng)
 
     def norm(tensor: str) -> None:
         w.add_tensor(tensor + ".weight", (1 + rng.standard_normal(n_embd) * 0.05).astype(np.float32))

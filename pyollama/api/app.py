@@ -29,6 +29,7 @@ from pyollama.api.security import UI_PATH, Guard
 from pyollama.api.state import ServerState
 from pyollama.config import Config
 from pyollama.errors import PyollamaError
+from pyollama.runner import spare
 from pyollama.scheduler import Memory, Scheduler
 from pyollama.scheduler import memory as mem
 from pyollama.store import Store
@@ -180,21 +181,14 @@ def create_app(cfg: Config, *, store: Store | None = None, scheduler: Scheduler 
     meter = metrics.Metrics(scheduler, ROUTES) if cfg.metrics else None
     state = ServerState(cfg=cfg, store=store, sched=scheduler, total_vram=sum(g.total for g in local), metrics=meter)
 
-    spares = cfg.spare_runner and cfg.runner == "process" and factory is None
-
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        from pyollama.runner import spare
-
         await scheduler.start()
-        if spares:
-            spare.enable()
         try:
             yield
         finally:
             log.info("shutting down: unloading %d model(s)", len(scheduler.loaded()))
-            if spares:
-                spare.shutdown()
+            spare.shutdown()            # the spare runner `serve` keeps, if it keeps one
             await scheduler.close()
 
     routes = list(ROUTES)

@@ -13,16 +13,16 @@ Thread-safety: pure functions.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from pyollama import _native
 from pyollama.errors import InvalidRequest
 
-MEDIA_MARKER = "<__media__>"        # libmtmd's default marker (_native.MEDIA_MARKER), kept here to avoid the import
 _TAG = re.compile(r"\[img-(\d+)\]")
 
 
-def count(messages: list[dict[str, Any]], extra: list[bytes] = ()) -> int:
+def count(messages: list[dict[str, Any]], extra: Sequence[bytes] = ()) -> int:
     return sum(len(m.get("images") or ()) for m in messages) + len(extra)
 
 
@@ -77,7 +77,7 @@ def split(text: str, n_images: int) -> list[str | int]:
 def for_runner(text: str, images: list[bytes]) -> tuple[str, list[bytes]]:
     """The prompt with a media marker per mark, and the images in the order of the marks."""
     parts = split(text, len(images))
-    return ("".join(MEDIA_MARKER if isinstance(p, int) else p for p in parts),
+    return ("".join(_native.MEDIA_MARKER if isinstance(p, int) else p for p in parts),
             [images[p] for p in parts if isinstance(p, int)])
 
 

@@ -36,7 +36,7 @@ def serve(cfg: Config | None = None) -> int:
     if cfg.spare_runner and cfg.runner == "process":
         from pyollama.runner import spare
 
-        spare.enable()          # now: the spare's start overlaps the server's own imports (the lifespan keeps it)
+        spare.enable()          # now: its start overlaps the server's own imports (the lifespan ends it)
 
     import uvicorn
 

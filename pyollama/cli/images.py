@@ -27,10 +27,6 @@ class ImageError(Exception):
     """A file named in the prompt that cannot be sent as an image."""
 
 
-def candidates(text: str) -> list[str]:
-    return _PATH.findall(text)
-
-
 def normalize(path: str) -> str:
     """A path as the shell would have unescaped it."""
     for a, b in _ESCAPES:
@@ -68,7 +64,7 @@ def extract(text: str, *, err=None) -> tuple[str, list[bytes]]:
     """The prompt without the image paths it names, and the images' bytes (in order)."""
     err = err or sys.stderr
     images: list[bytes] = []
-    for raw in candidates(text):
+    for raw in _PATH.findall(text):
         path = normalize(raw)
         if not Path(path).exists():
             print(f"No image at '{path}': it stays in the text", file=err, flush=True)

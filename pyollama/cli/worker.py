@@ -50,7 +50,7 @@ def add_parser(add) -> None:
 def _devices(wanted: list[str]) -> list[str]:
     from pyollama import _native
 
-    devs = [d for d in _native.devices() if d["backend"] != "RPC"]
+    devs = _native.devices()           # a worker registers no RPC devices of its own
     names = [n.strip() for w in wanted for n in w.split(",") if n.strip()]
     if names:
         known = {d["name"].lower(): d["name"] for d in devs}

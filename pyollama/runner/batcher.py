@@ -152,9 +152,6 @@ class BatchLoop:
             if not isinstance(req.prompt, str):
                 raise InvalidRequest("a prompt with images must be text, with a media marker per image")
             tokens, media = self.vision.tokenize(req.prompt, list(req.images), req.add_special)
-            if len(tokens) >= self.n_ctx_slot:      # an image cannot be cut, nor shifted out
-                raise InvalidRequest(f"the prompt is {len(tokens)} tokens with its images, which does not fit "
-                                     f"the context of {self.n_ctx_slot} tokens (num_ctx)")
         else:
             tokens = (list(req.prompt) if not isinstance(req.prompt, str)
                       else self.vocab.tokenize(req.prompt, add_special=req.add_special, parse_special=True))
@@ -166,9 +163,10 @@ class BatchLoop:
         truncated = 0
         if len(tokens) >= self.n_ctx_slot:
             if not shift:
+                why = ("; a prompt with images is never cut" if media is not None else
+                       "" if self.can_shift else "; this model's memory cannot shift")
                 raise InvalidRequest(f"the prompt is {len(tokens)} tokens, which does not fit the context "
-                                     f"of {self.n_ctx_slot} tokens (num_ctx)" +
-                                     ("" if self.can_shift else "; this model's memory cannot shift"))
+                                     f"of {self.n_ctx_slot} tokens (num_ctx){why}")
             tokens, truncated = self._truncate(tokens, n_keep)
         params = SamplingParams.from_options(opts, grammar=req.grammar,
                                              grammar_triggers=tuple(req.grammar_triggers or ()))

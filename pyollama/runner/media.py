@@ -14,16 +14,12 @@ on the loop thread.
 from __future__ import annotations
 
 import collections
-import logging
-import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from pyollama import _native
 from pyollama.errors import InvalidRequest, MediaError
-
-log = logging.getLogger("pyollama.runner")
 
 _MIX = 0x9E3779B9             # spreads an image's places over the id space
 
@@ -162,12 +158,12 @@ class Vision:
         self.projector = projector
         self.max_pixels = max_pixels
         self.cache = EmbeddingCache(self.CACHE_BYTES)
-        self.encode_ns = 0          # time spent in the projector, all requests
+        self.image_tokens = self._typical_tokens()
 
     def tokenize(self, text: str, images: list[bytes], add_special: bool) -> tuple[list[int], Media]:
         return tokenize(self.projector, text, images, add_special=add_special, max_pixels=self.max_pixels)
 
-    def typical_tokens(self) -> int:
+    def _typical_tokens(self) -> int:
         """The places a 768x768 image takes (fixed for most projectors; those that tile or keep the
         resolution take more for larger images): what the server counts per image when it fits a prompt."""
         probe = self.projector.image(_bmp(768, 768))
@@ -177,9 +173,7 @@ class Vision:
         """Encode (or take from the cache) and decode one image at ``n_past``; returns the new n_past."""
         embd = self.cache.get(span.id)
         if embd is None:
-            t0 = time.perf_counter_ns()
             embd = self.projector.encode(media.chunks, span.chunk)
-            self.encode_ns += time.perf_counter_ns() - t0
             self.cache.put(span.id, embd)
         return self.projector.decode(ctx, media.chunks, span.chunk, embd, n_past, seq_id, n_batch)
 

@@ -38,7 +38,6 @@ class Runner:
         self.model: _native.Model | None = None
         self.draft: _native.Model | None = None      # the draft model (speculative decoding), if any
         self.vision: Vision | None = None            # the projector, for images
-        self.image_tokens = 0
         self.loop: BatchLoop | None = None
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._wake = threading.Event()
@@ -86,7 +85,6 @@ class Runner:
             self.vision = Vision(_native.Projector(self.model, s.projector, n_threads=s.num_thread or default_threads(),
                                                    use_gpu=s.num_gpu != 0, flash_attn=s.flash_attn),
                                  max_pixels=setting("MAX_IMAGE_PIXELS"))
-            self.image_tokens = self.vision.typical_tokens()
         self.loop = BatchLoop(self.model, num_ctx=s.num_ctx, parallel=s.parallel, num_batch=s.num_batch,
                               num_thread=s.num_thread or default_threads(), flash_attn=s.flash_attn,
                               kv_cache_type=s.kv_cache_type, embedding=s.embedding, adapters=self._adapters,
@@ -229,7 +227,7 @@ class Runner:
             memory=memory, n_gpu_layers=self.n_gpu_layers, kv_cache_type=self.spec.kv_cache_type,
             n_params=m.n_params, arch=m.arch, embedding_only=self.spec.embedding,
             bos_token=v.text(v.bos) if v.bos >= 0 else "", eos_token=v.text(v.eos) if v.eos >= 0 else "",
-            vision=self.vision is not None, image_tokens=self.image_tokens)
+            vision=self.vision is not None, image_tokens=self.vision.image_tokens if self.vision else 0)
 
     def _check(self) -> None:
         if self._error is not None:

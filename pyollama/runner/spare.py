@@ -54,15 +54,12 @@ def spawn(env: dict[str, str]) -> tuple[subprocess.Popen, socket.socket]:
     return proc, parent
 
 
-def enable(on: bool = True) -> None:
-    """Keep a spare from now on (and start one), or stop keeping one."""
+def enable() -> None:
+    """Keep a spare from now on, and start one."""
     global _enabled
     with _lock:
-        _enabled = on
-    if on:
-        refill(delay=0)
-    else:
-        shutdown()
+        _enabled = True
+    refill(delay=0)
 
 
 def take(env: dict[str, str]) -> tuple[subprocess.Popen, socket.socket] | None:
@@ -106,12 +103,6 @@ def _fill() -> None:
             return
         _spare = (proc, sock, env)
     log.debug("spare runner process %d started", proc.pid)
-
-
-def pid() -> int | None:
-    """The spare's process id, if there is one."""
-    with _lock:
-        return _spare[0].pid if _spare is not None else None
 
 
 def shutdown() -> None:

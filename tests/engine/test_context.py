@@ -247,3 +247,15 @@ def test_batch_from_numpy_arrays_equals_per_token(model):
     np.testing.assert_array_equal(results[0][0], results[0][1])   # same tokens in both sequences
     with pytest.raises(ValueError, match="differ in length"):
         _native.Batch(8).add_arrays([1, 2], [0], [0, 0])
+
+
+def test_flash_attn_values_are_checked_in_one_place(model, tiny_model_path, vision_files):
+    """Context, the memory measurement and the projector accept the same flash_attn values (one table)."""
+    for ok in ("auto", "on", "off", True, False):
+        _native.Context(model, n_ctx=64, flash_attn=ok).close()
+    with pytest.raises(ContextError, match="flash_attn must be 'auto', 'on', 'off', True or False, not 'fast'"):
+        _native.Context(model, n_ctx=64, flash_attn="fast")
+    with pytest.raises(ValueError, match="not 'fast'"):
+        _native.device_memory(str(tiny_model_path), flash_attn="fast")
+    with pytest.raises(ValueError, match="not 'fast'"):
+        _native.Projector(model, vision_files[1], flash_attn="fast")

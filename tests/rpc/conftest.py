@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -31,13 +32,15 @@ class Worker:
     """``pyollama worker`` on ``host:port``; ``netns`` runs it inside that network namespace."""
 
     def __init__(self, log: Path, host: str = "127.0.0.1", port: int | None = None, netns: str | None = None,
-                 threads: int = 0):
+                 threads: int = 0, devices: str = ""):
         self.host, self.port = host, port or free_port()
         self.endpoint = f"{self.host}:{self.port}"
         self.log = log
         cmd = [sys.executable, "-m", "pyollama", "worker", "--host", self.host, "-p", str(self.port)]
         if threads:
             cmd += ["-t", str(threads)]
+        if devices:
+            cmd += ["-d", devices]
         if netns:
             cmd = ["ip", "netns", "exec", netns, *cmd]      # execs in place: the pid is the worker's
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA_", "PYOLLAMA_"))}
@@ -169,3 +172,21 @@ def stream_until_killed(server, worker, *, after: int = 4, limit: float = 60,
                 break
     assert t_kill is not None, f"the stream ended after {n} chunks: {last}"
     return n, last | {"_after_kill_s": time.monotonic() - t_kill}
+
+
+def recv_cmd(conn) -> tuple[int, bytes]:
+    head = conn.recv(9, socket.MSG_WAITALL)
+    cmd, n = struct.unpack("<BQ", head)
+    return cmd, conn.recv(n, socket.MSG_WAITALL) if n else b""
+
+
+def hello(version: tuple[int, int, int]):
+    """A peer's answer to the HELLO handshake: protocol ``version``."""
+    from pyollama import rpc
+
+    def handler(conn):
+        cmd, payload = recv_cmd(conn)
+        assert cmd == rpc.CMD_HELLO and len(payload) == rpc.CONN_CAPS
+        body = bytes(version) + b"\0" + bytes(rpc.CONN_CAPS)
+        conn.sendall(struct.pack("<Q", len(body)) + body)
+    return handler

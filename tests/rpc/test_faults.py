@@ -3,14 +3,12 @@ with the devices that remain."""
 from __future__ import annotations
 
 import signal
-import socket
-import struct
 import time
 
 import pytest
 
 from pyollama import rpc
-from tests.rpc.conftest import MODEL, Peer, generate, stream_until_killed
+from tests.rpc.conftest import MODEL, Peer, generate, hello, stream_until_killed
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -49,15 +47,9 @@ def test_worker_silent_mid_stream(serve, workers):
         a.proc.send_signal(signal.SIGCONT)
 
 
-def _old_version(conn):
-    conn.recv(9 + rpc.CONN_CAPS, socket.MSG_WAITALL)
-    body = bytes([rpc.PROTOCOL_MAJOR - 1, 0, 0, 0]) + bytes(rpc.CONN_CAPS)
-    conn.sendall(struct.pack("<Q", len(body)) + body)
-
-
 @pytest.mark.parametrize("answer,why", [
     (lambda conn: None, "accepted the connection but did not answer"),
-    (_old_version, f"speaks RPC protocol {rpc.PROTOCOL_MAJOR - 1}.0.0; this build speaks"),
+    (hello((rpc.PROTOCOL_MAJOR - 1, 0, 0)), f"speaks RPC protocol {rpc.PROTOCOL_MAJOR - 1}.0.0; this build speaks"),
 ], ids=["silent", "other-version"])
 def test_bad_worker_is_skipped(serve, workers, answer, why):
     (good,) = workers(1)

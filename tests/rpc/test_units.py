@@ -13,7 +13,7 @@ from pyollama.runner.types import RunnerSpec
 from pyollama.scheduler import fit
 from pyollama.scheduler.memory import Gpu, Memory
 from pyollama.scheduler.plan import tensor_split
-from tests.rpc.conftest import Peer
+from tests.rpc.conftest import Peer, hello, recv_cmd
 
 
 def test_parse_endpoints():
@@ -58,28 +58,13 @@ def peer():
         p.close()
 
 
-def _recv_cmd(conn) -> tuple[int, bytes]:
-    head = conn.recv(9, socket.MSG_WAITALL)
-    cmd, n = struct.unpack("<BQ", head)
-    return cmd, conn.recv(n, socket.MSG_WAITALL) if n else b""
-
-
-def _hello(version: tuple[int, int, int]):
-    def handler(conn):
-        cmd, payload = _recv_cmd(conn)
-        assert cmd == rpc.CMD_HELLO and len(payload) == rpc.CONN_CAPS
-        body = bytes(version) + b"\0" + bytes(rpc.CONN_CAPS)
-        conn.sendall(struct.pack("<Q", len(body)) + body)
-    return handler
-
-
 def test_probe_reads_devices(peer):
     def handler(conn):
-        _hello((rpc.PROTOCOL_MAJOR, 0, 0))(conn)
-        assert _recv_cmd(conn) == (rpc.CMD_DEVICE_COUNT, b"")
+        hello((rpc.PROTOCOL_MAJOR, 0, 0))(conn)
+        assert recv_cmd(conn) == (rpc.CMD_DEVICE_COUNT, b"")
         conn.sendall(struct.pack("<QI", 4, 2))
         for i in range(2):
-            assert _recv_cmd(conn) == (rpc.CMD_GET_DEVICE_MEMORY, struct.pack("<I", i))
+            assert recv_cmd(conn) == (rpc.CMD_GET_DEVICE_MEMORY, struct.pack("<I", i))
             conn.sendall(struct.pack("<QQQ", 16, (i + 1) << 30, 8 << 30))
 
     w = rpc.probe(peer(handler).endpoint)
@@ -88,7 +73,7 @@ def test_probe_reads_devices(peer):
 
 
 def test_probe_names_another_protocol_version(peer):
-    p = peer(_hello((rpc.PROTOCOL_MAJOR - 1, 2, 0)))
+    p = peer(hello((rpc.PROTOCOL_MAJOR - 1, 2, 0)))
     with pytest.raises(WorkerUnavailable, match=rf"RPC worker {p.endpoint}: speaks RPC protocol "
                                                 rf"{rpc.PROTOCOL_MAJOR - 1}\.2\.0; this build speaks") as e:
         rpc.probe(p.endpoint)
@@ -97,7 +82,7 @@ def test_probe_names_another_protocol_version(peer):
 
 def test_probe_of_a_peer_that_closes(peer):
     def handler(conn):
-        _recv_cmd(conn)          # reads the HELLO, then hangs up without a word
+        recv_cmd(conn)          # reads the HELLO, then hangs up without a word
         conn.close()
 
     p = peer(handler)
@@ -126,10 +111,10 @@ def test_pool_skips_held_and_dead_workers(peer, caplog):
 
     def handler(conn):
         calls.append(1)
-        _hello((rpc.PROTOCOL_MAJOR, 0, 0))(conn)
-        _recv_cmd(conn)
+        hello((rpc.PROTOCOL_MAJOR, 0, 0))(conn)
+        recv_cmd(conn)
         conn.sendall(struct.pack("<QI", 4, 1))
-        _recv_cmd(conn)
+        recv_cmd(conn)
         conn.sendall(struct.pack("<QQQ", 16, 1 << 30, 2 << 30))
 
     a, b = peer(handler), peer(handler)

@@ -55,7 +55,7 @@ def test_prefix_cache_never_crosses_images(tiny_model_path, mmproj):
         assert again.tokens == want["c"] and again.prompt_cached == again.prompt_eval_count - 1
         assert r.loop.vision.cache.stats()["misses"] == 2       # each image was encoded once
         info = r.info
-        assert info.vision and info.image_tokens == 16
+        assert info.vision and info.image_tokens == 16 == r.vision.image_tokens
 
 
 def test_refusals(tiny_model_path, mmproj):

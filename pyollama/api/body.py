@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -101,49 +102,38 @@ def _kind(v: Any) -> str:
     return "an object"
 
 
-def string(body: dict[str, Any], key: str, default: str = "") -> str:
+def _typed(body: dict[str, Any], key: str, default: Any, ok: Callable[[Any], bool], what: str) -> Any:
+    """``body[key]``, ``default`` when absent or null, a 400 naming the key when ``ok`` refuses it."""
     v = body.get(key)
     if v is None:
         return default
-    if not isinstance(v, str):
-        raise InvalidRequest(f'"{key}" must be a string, not {_kind(v)}')
+    if not ok(v):
+        raise InvalidRequest(f'"{key}" must be {what}, not {_kind(v)}')
     return v
+
+
+def _is_integral(v: Any) -> bool:
+    return not isinstance(v, bool) and (isinstance(v, int) or (isinstance(v, float) and v.is_integer()))
+
+
+def string(body: dict[str, Any], key: str, default: str = "") -> str:
+    return _typed(body, key, default, lambda v: isinstance(v, str), "a string")
 
 
 def boolean(body: dict[str, Any], key: str, default: bool | None = None) -> bool | None:
-    v = body.get(key)
-    if v is None:
-        return default
-    if not isinstance(v, bool):
-        raise InvalidRequest(f'"{key}" must be true or false, not {_kind(v)}')
-    return v
+    return _typed(body, key, default, lambda v: isinstance(v, bool), "true or false")
 
 
 def integer(body: dict[str, Any], key: str, default: int = 0) -> int:
-    v = body.get(key)
-    if v is None:
-        return default
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not v.is_integer()):
-        raise InvalidRequest(f'"{key}" must be an integer, not {_kind(v)}')
-    return int(v)
+    return int(_typed(body, key, default, _is_integral, "an integer"))
 
 
 def obj(body: dict[str, Any], key: str) -> dict[str, Any] | None:
-    v = body.get(key)
-    if v is None:
-        return None
-    if not isinstance(v, dict):
-        raise InvalidRequest(f'"{key}" must be an object, not {_kind(v)}')
-    return v
+    return _typed(body, key, None, lambda v: isinstance(v, dict), "an object")
 
 
 def array(body: dict[str, Any], key: str) -> list[Any] | None:
-    v = body.get(key)
-    if v is None:
-        return None
-    if not isinstance(v, list):
-        raise InvalidRequest(f'"{key}" must be an array, not {_kind(v)}')
-    return v
+    return _typed(body, key, None, lambda v: isinstance(v, list), "an array")
 
 
 def stream_flag(body: dict[str, Any]) -> bool:

@@ -9,12 +9,12 @@ import time
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from pyollama.api import body as B
 from pyollama.api.conversation import ChatJob, ChatTurn
-from pyollama.api.inference import Delta
-from pyollama.api.ndjson import Chunks
+from pyollama.api.inference import Delta, Final
+from pyollama.api.ndjson import Chunks, joined
 from pyollama.api.state import ServerState
 from pyollama.errors import InvalidRequest
 from pyollama.scheduler import parse_keep_alive
@@ -59,20 +59,7 @@ def tools(b: dict[str, Any]) -> list[dict[str, Any]]:
 
 def aggregate(items: list[dict[str, Any]]) -> dict[str, Any]:
     """``stream: false``: the final chunk with the content, thinking, tool calls and logprobs of all."""
-    out = dict(items[-1]) if items else {}
-    msg = dict(out.get("message") or {"role": "assistant"})
-    msg["content"] = "".join(c["message"].get("content", "") for c in items)
-    thinking = "".join(c["message"].get("thinking", "") for c in items)
-    if thinking:
-        msg["thinking"] = thinking
-    calls = [tc for c in items for tc in c["message"].get("tool_calls", [])]
-    if calls:
-        msg["tool_calls"] = calls
-    out["message"] = msg
-    lps = [lp for c in items for lp in c.get("logprobs") or []]
-    if lps:
-        out["logprobs"] = lps
-    return out
+    return joined(items, "content", inner="message")
 
 
 async def chat(request: Request) -> Response | Chunks:
@@ -91,32 +78,21 @@ async def chat(request: Request) -> Response | Chunks:
     debug = bool(B.boolean(b, "_debug_render_only"))
     job.options = B.options(b)
 
-    turn = ChatTurn(st, job)
-    await turn.find()
-    events = await turn.native(request, t_start, empty=not msgs, debug=debug, answer=lambda fields: {
-        "model": model, "created_at": B.now_rfc3339(),
-        "message": {"role": "assistant" if fields["done"] else "", "content": ""}, **fields})
-    if isinstance(events, dict):
-        return JSONResponse(events)
+    def chunk(ev: Delta | Final) -> dict[str, Any]:
+        if isinstance(ev, Final):
+            return {"model": model, "created_at": B.now_rfc3339(), "message": {"role": "assistant", "content": ""},
+                    "done": True, "done_reason": ev.done.done_reason, **ev.metrics()}
+        m: dict[str, Any] = {"role": "assistant", "content": ev.content}
+        if ev.thinking:
+            m["thinking"] = ev.thinking
+        if ev.tool_calls:
+            m["tool_calls"] = ev.tool_calls
+        c: dict[str, Any] = {"model": model, "created_at": B.now_rfc3339(), "message": m, "done": False}
+        if ev.logprobs:
+            c["logprobs"] = ev.logprobs
+        return c
 
-    async def chunks():
-        try:
-            async for ev in events:
-                if isinstance(ev, Delta):
-                    m: dict[str, Any] = {"role": "assistant", "content": ev.content}
-                    if ev.thinking:
-                        m["thinking"] = ev.thinking
-                    if ev.tool_calls:
-                        m["tool_calls"] = ev.tool_calls
-                    c: dict[str, Any] = {"model": model, "created_at": B.now_rfc3339(), "message": m, "done": False}
-                    if ev.logprobs:
-                        c["logprobs"] = ev.logprobs
-                    yield c
-                else:
-                    yield {"model": model, "created_at": B.now_rfc3339(),
-                           "message": {"role": "assistant", "content": ""}, "done": True,
-                           "done_reason": ev.done.done_reason, **ev.metrics()}
-        finally:
-            await events.aclose()
-
-    return Chunks(chunks(), stream=stream, aggregate=aggregate, on_close=turn.release)
+    return await ChatTurn(st, job).native(
+        request, t_start, empty=not msgs, debug=debug, stream=stream, chunk=chunk, aggregate=aggregate,
+        answer=lambda fields: {"model": model, "created_at": B.now_rfc3339(),
+                               "message": {"role": "assistant" if fields["done"] else "", "content": ""}, **fields})

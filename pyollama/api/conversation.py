@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from pyollama.api import body as B
 from pyollama.api import images as I
@@ -35,6 +36,7 @@ from pyollama.api import prompt as P
 from pyollama.api import toolchoice
 from pyollama.api.inference import Delta, Final, OutputParser, in_thread
 from pyollama.api.inference import generate as run
+from pyollama.api.ndjson import Chunks
 from pyollama.api.state import ServerState
 from pyollama.engine.sampling import SamplingParams
 from pyollama.errors import InvalidRequest
@@ -301,30 +303,43 @@ class ChatTurn:
                          shift=context_shift(job.shift, self.rec.model_path))
         return run(self.lease, seq, parser, t_start=t_start, t_loaded=self.t_loaded, metrics=self.st.metrics)
 
-    async def native(self, request: Request, t_start: int, *, empty: bool, debug: bool,
-                     answer: Callable[[dict[str, Any]], dict[str, Any]]) -> AsyncGenerator[Delta | Final, None] | dict:
-        """The native routes' steps after ``find``: an ``empty`` request with ``keep_alive: 0`` unloads the
-        model, one without only loads it; ``_debug_render_only`` answers with the rendered prompt; else the
-        turn is checked, rendered and started. Returns the events, or the body of an answer without a
-        generation (``answer`` shapes it from the fields that differ)."""
+    async def native(self, request: Request, t_start: int, *, empty: bool, debug: bool, stream: bool,
+                     answer: Callable[[dict[str, Any]], dict[str, Any]],
+                     chunk: Callable[[Delta | Final], dict[str, Any]],
+                     aggregate: Callable[[list[dict[str, Any]]], dict[str, Any]]) -> Response | Chunks:
+        """A native route's turn (``/api/chat``, ``/api/generate``): an ``empty`` request with
+        ``keep_alive: 0`` unloads the model, one without only loads it; ``_debug_render_only`` answers with
+        the rendered prompt; else the turn is checked, rendered and started and its events become NDJSON
+        chunks. The routes differ only in shape: ``answer`` builds the body of an answer without a
+        generation from the fields that differ, ``chunk`` one chunk from an event."""
+        await self.find()
         if empty and self.job.keep_alive == 0:
             await self.st.sched.expire(str(self.rec.model_path))
-            return answer({"done": True, "done_reason": "unload"})
+            return JSONResponse(answer({"done": True, "done_reason": "unload"}))
         self.check()
         await self.acquire(request)
         try:
             if empty:
                 self.release()
-                return answer({"done": True, "done_reason": "load"})
+                return JSONResponse(answer({"done": True, "done_reason": "load"}))
             text, _ = await self.render()
             if debug:
                 self.release()
-                return answer({"done": False, "_debug_info": {"rendered_template": text,
-                                                              "image_count": len(self.images)}})
-            return self.start(t_start)
+                return JSONResponse(answer({"done": False, "_debug_info": {"rendered_template": text,
+                                                                           "image_count": len(self.images)}}))
+            events = self.start(t_start)
         except BaseException:
             self.release()
             raise
+
+        async def chunks() -> AsyncGenerator[dict[str, Any], None]:
+            try:
+                async for ev in events:
+                    yield chunk(ev)
+            finally:
+                await events.aclose()
+
+        return Chunks(chunks(), stream=stream, aggregate=aggregate, on_close=self.release)
 
     async def launch(self, request: Request, t_start: int) -> AsyncGenerator[Delta | Final, None]:
         """find + check + acquire + render + start, releasing the lease on any failure before the

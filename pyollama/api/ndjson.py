@@ -40,6 +40,29 @@ def dumps(obj: Any) -> bytes:
         return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+def joined(items: list[dict[str, Any]], text_key: str, inner: str = "") -> dict[str, Any]:
+    """``stream: false`` on a native route: the last chunk with the text (under ``text_key``), thinking,
+    tool calls and logprobs of all chunks. The first three live in each chunk's ``inner`` object (chat's
+    ``message``), or in the chunk itself."""
+    out = dict(items[-1]) if items else {}
+    parts = [c[inner] for c in items] if inner else items
+    part: dict[str, Any] = {text_key: "".join(p.get(text_key, "") for p in parts)}
+    thinking = "".join(p.get("thinking", "") for p in parts)
+    if thinking:
+        part["thinking"] = thinking
+    calls = [tc for p in parts for tc in p.get("tool_calls", [])]
+    if calls:
+        part["tool_calls"] = calls
+    if inner:
+        out[inner] = {**(out.get(inner) or {"role": "assistant"}), **part}
+    else:
+        out.update(part)
+    lps = [lp for c in items for lp in c.get("logprobs") or []]
+    if lps:
+        out["logprobs"] = lps
+    return out
+
+
 async def wait_disconnect(receive: Any) -> None:
     while True:
         msg = await receive()

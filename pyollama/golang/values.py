@@ -96,28 +96,23 @@ class GoSlice(list):  # type: ignore[type-arg]
         return list(self)
 
 
+# Python type → Go's name for it, in test order (bool before int: a bool is an int in Python).
+_GO_NAMES: tuple[tuple[type | tuple[type, ...], str], ...] = (
+    (bool, "bool"), (int, "int"), (float, "float64"), (complex, "complex128"), (str, "string"),
+    ((list, tuple), "[]interface {}"), (dict, "map[string]interface {}"))
+
+
 def type_name(v: Any) -> str:
     """Go's spelling of the dynamic type of `v`, for error messages and %T-like output."""
     if v is None or v is MISSING:
         return "<nil>"
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, int):
-        return "int"
-    if isinstance(v, float):
-        return "float64"
-    if isinstance(v, complex):
-        return "complex128"
-    if isinstance(v, str):
-        return "string"
     if isinstance(v, GoStruct):
         return v._go_type
     if isinstance(v, (GoSlice, OrderedMap)):
         return v.go_type
-    if isinstance(v, (list, tuple)):
-        return "[]interface {}"
-    if isinstance(v, dict):
-        return "map[string]interface {}"
+    for t, name in _GO_NAMES:
+        if isinstance(v, t):
+            return name
     if callable(v):
         return "func(...interface {}) interface {}"
     return type(v).__name__

@@ -170,11 +170,15 @@ class Stream:
                 fn()
 
     def _take(self, waiter: Callable[[], None]) -> list[Event] | None:
-        """Every pending event, or None after leaving ``waiter`` for the next put."""
+        """Every pending event (none past a DoneEvent: the stream ends there), or None after leaving
+        ``waiter`` for the next put."""
         with self._lock:
             if self._events:
                 evs = list(self._events)
                 self._events.clear()
+                for i, ev in enumerate(evs):
+                    if isinstance(ev, DoneEvent):
+                        return evs[:i + 1]
                 return evs
             self._waiter = waiter
             return None
@@ -188,16 +192,13 @@ class Stream:
 
     def __iter__(self) -> Iterator[Event]:
         ready = threading.Event()
-        while True:
+        while self.done is None:
             evs = self._take(ready.set)
             if evs is None:
                 ready.wait()
                 ready.clear()
-                continue
-            for ev in evs:
-                yield self._handle(ev)
-                if isinstance(ev, DoneEvent):
-                    return
+            else:
+                yield from map(self._handle, evs)
 
     async def __aiter__(self) -> AsyncIterator[Event]:
         import asyncio      # here: a runner child never iterates asynchronously, and starts faster without it
@@ -217,16 +218,14 @@ class Stream:
                 except RuntimeError:    # the loop is closed: nobody is waiting any more
                     pass
         try:
-            while True:
+            while self.done is None:
                 evs = self._take(wake)
                 if evs is None:
                     await ready.wait()
                     ready.clear()
-                    continue
-                for ev in evs:
-                    yield self._handle(ev)
-                    if isinstance(ev, DoneEvent):
-                        return
+                else:
+                    for ev in evs:
+                        yield self._handle(ev)
         finally:
             if self.done is None:
                 self.cancel()                   # the consumer went away (client disconnected)

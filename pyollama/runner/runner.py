@@ -18,7 +18,6 @@ from concurrent.futures import Future
 import numpy as np
 
 from pyollama import _native
-from pyollama.config import setting
 from pyollama.engine.llm import default_threads
 from pyollama.errors import NativeError, PyollamaError, RunnerDied
 from pyollama.runner.batcher import BatchLoop
@@ -81,12 +80,13 @@ class Runner:
             whole = s.num_gpu < 0 and not s.fit_margin
             self.draft = _native.Model(s.draft_model, n_gpu_layers=-1 if whole else 0,
                                        main_gpu=s.main_gpu, use_mmap=s.use_mmap, devices=devices)
+        threads = s.num_thread or default_threads()
         if s.projector and not s.embedding:
-            self.vision = Vision(_native.Projector(self.model, s.projector, n_threads=s.num_thread or default_threads(),
+            self.vision = Vision(_native.Projector(self.model, s.projector, n_threads=threads,
                                                    use_gpu=s.num_gpu != 0, flash_attn=s.flash_attn),
-                                 max_pixels=setting("MAX_IMAGE_PIXELS"))
+                                 max_pixels=s.max_image_pixels)
         self.loop = BatchLoop(self.model, num_ctx=s.num_ctx, parallel=s.parallel, num_batch=s.num_batch,
-                              num_thread=s.num_thread or default_threads(), flash_attn=s.flash_attn,
+                              num_thread=threads, flash_attn=s.flash_attn,
                               kv_cache_type=s.kv_cache_type, embedding=s.embedding, adapters=self._adapters,
                               cache_ram=s.cache_ram, speculative=s.speculative, draft_max=s.draft_max,
                               draft_model=self.draft, draft_num_predict=s.draft_num_predict, vision=self.vision)

@@ -19,6 +19,7 @@ class RunnerSpec:
     model_path: str
     adapters: tuple[tuple[str, float], ...] = ()
     projector: str = ""          # a vision projector (mmproj GGUF) for the model ("": none)
+    max_image_pixels: int = 50_000_000   # the largest image the projector is given (0: no limit)
     num_ctx: int = 4096          # per slot: every parallel request gets the full context
     num_batch: int = 512
     num_gpu: int = -1
@@ -170,15 +171,12 @@ class Stream:
                 fn()
 
     def _take(self, waiter: Callable[[], None]) -> list[Event] | None:
-        """Every pending event (none past a DoneEvent: the stream ends there), or None after leaving
-        ``waiter`` for the next put."""
+        """Every pending event, or None after leaving ``waiter`` for the next put. (A DoneEvent is the last
+        event a stream gets: iteration ends on ``done``.)"""
         with self._lock:
             if self._events:
                 evs = list(self._events)
                 self._events.clear()
-                for i, ev in enumerate(evs):
-                    if isinstance(ev, DoneEvent):
-                        return evs[:i + 1]
                 return evs
             self._waiter = waiter
             return None

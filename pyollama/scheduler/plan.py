@@ -124,7 +124,8 @@ def runner_spec(model_path: str | Path, opts: Mapping[str, Any], cfg: Config, *,
         kv_adapt=not cfg.kv_cache_type, cache_ram=0 if embedding else _cache_ram(cfg),
         speculative="" if embedding or cfg.speculative == "off" else cfg.speculative, draft_max=cfg.draft_max,
         draft_model=str(draft) if draft_n else "", draft_num_predict=draft_n,
-        tensor_split=tensor_split(opts.get("tensor_split")), projector=str(projector or ""))
+        tensor_split=tensor_split(opts.get("tensor_split")), projector=str(projector or ""),
+        max_image_pixels=cfg.max_image_pixels)
 
 
 def _cache_ram(cfg: Config) -> int:

@@ -152,3 +152,13 @@ def test_runner_spec_prompt_cache_and_speculation(smollm2_path):
     assert s.cache_ram == min(8 * GIB, total_ram() // 8) > 0 and s.speculative == ""
     s = plan.runner_spec(smollm2_path, {}, Config(cache_ram=0, speculative="ngram-mod", draft_max=5), info=info)
     assert (s.cache_ram, s.speculative, s.draft_max) == (0, "ngram-mod", 5)
+
+
+def test_runner_spec_vision_settings(smollm2_path):
+    """A projector raises num_ctx to Ollama's vision floor and the image size limit travels from the server's
+    Config to the runner (which checks each image's decoded size)."""
+    info = plan.header(smollm2_path)
+    s = plan.runner_spec(smollm2_path, {"num_ctx": 512}, Config(max_image_pixels=1000), info=info,
+                         projector="/m/mmproj.gguf")
+    assert (s.projector, s.num_ctx, s.max_image_pixels) == ("/m/mmproj.gguf", plan.MIN_CTX_VISION, 1000)
+    assert plan.runner_spec(smollm2_path, {"num_ctx": 512}, Config(), info=info).num_ctx == 512

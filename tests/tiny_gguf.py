@@ -220,6 +220,26 @@ def png_image(width: int, height: int, pixel) -> bytes:
             + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
 
+def gradient_pixel(x: int, y: int) -> tuple[int, int, int]:
+    return (x * 6 % 256, y * 10 % 256, 128)
+
+
+def checker_pixel(x: int, y: int) -> tuple[int, int, int]:
+    return (255,) * 3 if (x // 4 + y // 4) % 2 else (0,) * 3
+
+
+PHOTO = Path(__file__).resolve().parents[1] / "vendor" / "llama.cpp" / "tools" / "mtmd" / "test-1.jpeg"
+
+
+def sample_images() -> dict[str, bytes]:
+    """The vision tests' images: a gradient and a checkerboard (PPM), and upstream's test photo (JPEG) when
+    the vendored tree has it."""
+    out = {"gradient": ppm_image(40, 24, gradient_pixel), "checker": ppm_image(32, 32, checker_pixel)}
+    if PHOTO.exists():
+        out["photo"] = PHOTO.read_bytes()
+    return out
+
+
 def write_tiny_lora(path: Path, *, arch: str = "llama", n_embd: int = 576, rank: int = 4, seed: int = 0,
                     target: str = "blk.0.attn_q.weight") -> Path:
     """A LoRA adapter GGUF in llama.cpp's format (general.type=adapter, lora_a/lora_b pairs)."""

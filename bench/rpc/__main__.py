@@ -79,7 +79,8 @@ class Server:
         self.url = f"http://127.0.0.1:{_port()}"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA_", "PYOLLAMA_"))}
         env.update(PYOLLAMA_HOST=self.url[7:], PYOLLAMA_MODELS=str(store), PYOLLAMA_NOPRUNE="1",
-                   PYOLLAMA_RPC_SERVERS=",".join(endpoints))
+                   PYOLLAMA_RPC_SERVERS=",".join(endpoints),
+                   PYOLLAMA_SPARE_RUNNER="0")      # no spare process starting beside a measured rep
         self.proc = subprocess.Popen([sys.executable, "-m", "pyollama", "serve"], env=env, stdout=log, stderr=log)
         self.http = httpx.Client(base_url=self.url, timeout=600)
         deadline = time.monotonic() + 60
@@ -100,7 +101,8 @@ class Server:
 
     def text_of_tokens(self, text: str, n: int) -> str:
         """The first ``n`` tokens of ``text`` as text, by the model's own tokenizer."""
-        toks = self.http.post("/api/tokenize", json={"model": "bench", "content": text}).json()["tokens"][:n]
+        toks = self.http.post("/api/tokenize", json={"model": "bench", "content": text,
+                                                       "add_special": False}).json()["tokens"][:n]
         return self.http.post("/api/detokenize", json={"model": "bench", "tokens": toks}).json()["content"]
 
     def close(self):
@@ -113,7 +115,6 @@ def run_pyollama(store, endpoints, options, args, log) -> dict:
     s = Server(store, endpoints, log)
     options = {**options, "num_ctx": 2 * args.prompt + args.gen}      # one runner for every request
     try:
-        # /api/tokenize loads the model with its default options: before the warm-up loads it with ours
         prompt = s.text_of_tokens(TEXT * (args.prompt // 20 + 1), args.prompt - 3)   # + BOS and "N. ": --prompt
         s.generate("Hello", 4, options)                            # load + warm-up
         pp, tg, pp_bytes, tg_bytes, n_prompt = [], [], [], [], []
@@ -149,7 +150,8 @@ def run_llama_bench(path, endpoints, args) -> dict:
     else:
         cmd += ["-ngl", "0"]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return {("pp" if row["n_prompt"] else "tg"): row["avg_ts"] for row in json.loads(out)}
+    # the median of the reps, as ours (avg_ts is their mean)
+    return {("pp" if row["n_prompt"] else "tg"): statistics.median(row["samples_ts"]) for row in json.loads(out)}
 
 
 def main(argv=None) -> int:

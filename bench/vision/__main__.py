@@ -10,18 +10,20 @@ The image is upstream's test photo (tools/mtmd/test-1.jpeg).
 
 Measured, in alternating rounds (a small shared machine drifts):
 - **encode**: the projector on the image. pyollama: ``Projector.encode`` through the bindings (what the
-  runner calls); llama-server: its log line ``image slice encoded in N ms``.
+  runner calls), warmed once as llama-server warms its projector; llama-server: the time between its log lines
+  that start encoding the image batch and start decoding its embeddings (``-lv 4``).
 - **prompt eval**: a whole request's prompt with the image (text + encode + decoding its embeddings), not
   cached. pyollama: ``prompt_eval_duration`` of ``/api/generate`` (``pyollama serve``, one new image per
   rep: the runner's cache of encoded images is keyed by the image's bytes, so each rep uses a copy of the
   photo with one byte of JPEG comment changed); llama-server: ``timings.prompt_ms`` of ``/completion``
-  with ``cache_prompt: false``.
+  with ``cache_prompt: false``. Both must count the same prompt tokens (checked each rep).
 Prints a markdown table (medians, ms) and the ratios pyollama ÷ llama-server (lower is faster).
 """
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import re
@@ -89,8 +91,8 @@ class Upstream:
         wait_ready(self.c, "/health", self.proc)
         self.marker = self.c.get("/props").json()["media_marker"]
 
-    def prompt_ms(self, image: bytes) -> tuple[float, float]:
-        """(prompt ms, encode ms) of one uncached request."""
+    def prompt_ms(self, image: bytes) -> tuple[float, float, int]:
+        """(prompt ms, encode ms, prompt tokens) of one uncached request."""
         start = self.log.stat().st_size
         r = self.c.post("/completion", json={
             "prompt": {"prompt_string": f"{self.marker}\n{PROMPT}", "multimodal_data": [base64.b64encode(image).decode()]},
@@ -100,7 +102,8 @@ class Upstream:
         began, decoding = _ENCODE.search(text), _DECODE.search(text)
         if began is None or decoding is None:
             raise SystemExit("llama-server's log does not show the image's encode (its log format changed?)")
-        return r.json()["timings"]["prompt_ms"], _ms(decoding) - _ms(began)
+        t = r.json()["timings"]
+        return t["prompt_ms"], _ms(decoding) - _ms(began), t["prompt_n"]
 
     def close(self) -> None:
         self.proc.terminate()
@@ -115,7 +118,7 @@ class Ours:
         self.root = root
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA_", "PYOLLAMA_"))}
         env.update({"PYOLLAMA_HOST": f"127.0.0.1:{self.port}", "PYOLLAMA_MODELS": str(root / "models"),
-                    "PYOLLAMA_NOPRUNE": "1"})
+                    "PYOLLAMA_NOPRUNE": "1", "PYOLLAMA_SPARE_RUNNER": "0"})   # no spare starting mid-rep
         self._logf = open(root / "serve.log", "wb")  # noqa: SIM115 - closed in close()
         self.proc = subprocess.Popen([sys.executable, "-m", "pyollama", "serve"], env=env, stdout=self._logf,
                                      stderr=self._logf)
@@ -126,17 +129,19 @@ class Ours:
         r = subprocess.run([sys.executable, "-m", "pyollama", "create", "vision", "-f", str(root / "Modelfile")],
                            env=env, capture_output=True, text=True)
         if r.returncode:
+            self.proc.terminate()
             raise SystemExit(f"create failed: {r.stderr}")
         # The projector and its model, in this process too, for the encode timing alone.
         self.model = _native.Model(str(model))
         self.projector = _native.Projector(self.model, str(mmproj), n_threads=threads)
 
-    def prompt_ms(self, image: bytes) -> float:
+    def prompt_ms(self, image: bytes) -> tuple[float, int]:
+        """(prompt ms, prompt tokens) of one request with a new image."""
         r = self.c.post("/api/generate", json={
             "model": "vision", "prompt": f"[img-0]\n{PROMPT}", "images": [base64.b64encode(image).decode()],
             "raw": True, "stream": False, "options": {"num_predict": 1, "temperature": 0}})
         r.raise_for_status()
-        return r.json()["prompt_eval_duration"] / 1e6
+        return r.json()["prompt_eval_duration"] / 1e6, r.json()["prompt_eval_count"]
 
     def encode_ms(self, image: bytes) -> float:
         chunks = self.projector.tokenize(_native.MEDIA_MARKER, [self.projector.image(image)])
@@ -172,26 +177,30 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(tmp)
         mmproj = write_tiny_mmproj(root / "mmproj.gguf", n_embd_text=n_embd_text, n_embd=a.width, n_ff=4 * a.width,
                                    n_layer=a.layers, n_head=a.width // 64, image_size=a.image_size, patch=a.patch)
-        up = Upstream(model, mmproj, a.threads, root / "llama-server.log")
-        ours = Ours(model, mmproj, a.threads, root)
         rows: dict[str, list[float]] = {k: [] for k in ("ours_encode", "up_encode", "ours_prompt", "up_prompt")}
-        try:
+        with contextlib.ExitStack() as stack:
+            up = Upstream(model, mmproj, a.threads, root / "llama-server.log")
+            stack.callback(up.close)
+            ours = Ours(model, mmproj, a.threads, root)
+            stack.callback(ours.close)
             ours.prompt_ms(variant(photo, -1))          # loads the runner; warms both
+            ours.encode_ms(variant(photo, -1))
             up.prompt_ms(variant(photo, -1))
             for i in range(a.reps):
                 image = variant(photo, i)
                 order = [0, 1] if i % 2 == 0 else [1, 0]
+                counts = {}
                 for side in order:
                     if side == 0:
                         rows["ours_encode"].append(ours.encode_ms(image))
-                        rows["ours_prompt"].append(ours.prompt_ms(image))
+                        ms, counts["pyollama"] = ours.prompt_ms(image)
+                        rows["ours_prompt"].append(ms)
                     else:
-                        p, e = up.prompt_ms(image)
+                        p, e, counts["llama-server"] = up.prompt_ms(image)
                         rows["up_prompt"].append(p)
                         rows["up_encode"].append(e)
-        finally:
-            up.close()
-            ours.close()
+                if len(set(counts.values())) != 1:
+                    raise SystemExit(f"the servers evaluated different prompts: {counts} tokens")
     med = {k: statistics.median(v) for k, v in rows.items()}
     n_img = (a.image_size // a.patch) ** 2
     print(f"model {model.name}, projector ViT {a.layers}x{a.width} ({n_img} image tokens), {a.threads} threads, "

@@ -4,6 +4,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -40,3 +42,13 @@ def error_of(r: httpx.Response) -> str:
     body = r.json()
     assert isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"], r.text
     return body["error"]
+
+
+def wait_until(cond: Callable[[], bool], timeout: float, every: float = 0.05) -> bool:
+    """Poll ``cond`` until it holds or ``timeout`` seconds pass; its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(every)
+    return cond()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pyollama.config import VARS, Config, parse_host
+from pyollama.config import VARS, Config, is_loopback, parse_host
 from pyollama.golang.time import parse_duration
 
 
@@ -86,3 +86,8 @@ def test_every_variable_is_described_for_serve_help():
                 "PYOLLAMA_API_KEY"):
         assert var in names
     assert "secret" not in str(rows)
+
+
+def test_loopback():
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("127.3.0.1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("10.1.2.3") and not is_loopback("host")

@@ -16,7 +16,6 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import Server
-from tests.api.helpers import C, E, G, T
+from tests.api.helpers import C, E, G, T, wait_until
 
 pytestmark = [pytest.mark.soak, pytest.mark.model, pytest.mark.slow]
 
@@ -143,15 +142,6 @@ def _monitor(s: Server, stop: threading.Event, samples: list[dict], problems: li
             problems.append(f"{len(runners)} runner processes for at most {MAX_LOADED} models")
 
 
-def _wait(cond: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.5)
-    return cond()
-
-
 def _slots_serve_together(s: Server) -> bool:
     """PARALLEL long streams on one model all produce their first token before any of them ends: no slot
     is held by a request that is gone."""
@@ -202,9 +192,9 @@ def test_soak(model_store, tmp_path):
         stop.set()
         mon.join()
         server_alive = s.proc.poll() is None
-        unloaded = server_alive and _wait(lambda: not s.ps() and not s.runner_pids(), 60)
+        unloaded = server_alive and wait_until(lambda: not s.ps() and not s.runner_pids(), 60, every=0.5)
         together = server_alive and _slots_serve_together(s)
-        _wait(lambda: not s.runner_pids(), 30) if server_alive else None
+        wait_until(lambda: not s.runner_pids(), 30, every=0.5) if server_alive else None
         rss1, fds1 = _proc_figures(s.proc.pid)
 
         # after the warm-up (every model loaded a few times, allocator pools grown): the first third

@@ -3,40 +3,36 @@ of need, a model load takes it, another follows, and none outlives the server.""
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
+
+from tests.api.helpers import wait_until
 
 pytestmark = pytest.mark.model
 
 
-def wait_for(cond, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def test_a_load_takes_the_spare_and_another_follows(serve):
     s = serve(PYOLLAMA_SPARE_RUNNER="1")
-    wait_for(lambda: len(s.runner_pids()) == 1)
+    assert wait_until(lambda: len(s.runner_pids()) == 1, 30)
     (spare,) = s.runner_pids()
     assert s.ps() == []                                        # a process, no model
     r = s.post("/api/generate", json={"model": "tiny", "prompt": "hi", "stream": False,
                                       "options": {"num_predict": 2}})
     assert r.status_code == 200 and r.json()["done"], r.text
     assert spare in s.runner_pids() and [m["name"] for m in s.ps()] == ["tiny:latest"]
-    wait_for(lambda: len(s.runner_pids()) == 2)               # the next spare, a moment later
+    assert wait_until(lambda: len(s.runner_pids()) == 2, 30)   # the next spare, a moment later
     (second,) = set(s.runner_pids()) - {spare}
     r = s.post("/api/generate", json={"model": "tiny", "prompt": "", "keep_alive": 0})
     assert r.status_code == 200
-    wait_for(lambda: s.runner_pids() == [second])              # the runner is gone, the spare stays
+    assert wait_until(lambda: s.runner_pids() == [second], 30)  # the runner is gone, the spare stays
     r = s.post("/api/generate", json={"model": "tiny", "prompt": "hi", "stream": False,
                                       "options": {"num_predict": 2}})
     assert r.status_code == 200 and second in s.runner_pids()
+    assert wait_until(lambda: len(s.runner_pids()) == 2, 30)    # the spare taken again is replaced again
+    every = s.runner_pids()
     assert s.stop() == 0
-    for pid in (spare, second):
-        wait_for(lambda: not os.path.exists(f"/proc/{pid}") or _zombie(pid), 10)
+    for pid in every:
+        assert wait_until(lambda: not os.path.exists(f"/proc/{pid}") or _zombie(pid), 10), pid
 
 
 def _zombie(pid: int) -> bool:

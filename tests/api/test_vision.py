@@ -14,14 +14,14 @@ import base64
 import concurrent.futures as cf
 import hashlib
 import re
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.api.conftest import Server
 from tests.api.helpers import error_of
-from tests.engine.test_vision_model import _images
-from tests.tiny_gguf import ppm_image
+from tests.tiny_gguf import ppm_image, sample_images
 
 M = "vision"
 N = 12
@@ -93,7 +93,7 @@ def test_show_and_capabilities(server):
 @pytest.mark.parametrize("prompt", PROMPTS)
 def test_generate_matches_upstream(server, vision_upstream, prompt):
     answers = set()
-    for name, image in _images().items():
+    for name, image in sample_images().items():
         r = server.post("/api/generate", json={"model": M, "prompt": prompt, "images": [b64(image)],
                                                "stream": False, "options": OPTS})
         assert r.status_code == 200, r.text
@@ -107,7 +107,7 @@ def test_generate_matches_upstream(server, vision_upstream, prompt):
         assert out["prompt_eval_count"] == ref["tokens_evaluated"], name     # images counted as upstream
         assert out["eval_count"] == N
         answers.add(out["response"])
-    assert len(answers) == len(_images()) == 3            # each image leads elsewhere
+    assert len(answers) == len(sample_images()) == 3            # each image leads elsewhere
 
 
 def test_chat_through_the_ollama_client(server, vision_upstream):
@@ -117,7 +117,7 @@ def test_chat_through_the_ollama_client(server, vision_upstream):
 
 
 def _chat_turns(client, server, vision_upstream) -> None:
-    images = _images()
+    images = sample_images()
     for prompt in PROMPTS:
         for name, image in images.items():
             msgs = [{"role": "user", "content": prompt, "images": [image]}]
@@ -149,7 +149,7 @@ def test_openai_and_anthropic_clients(server, vision_upstream):
 
 def _compatible_turns(oa, an, server, vision_upstream) -> None:
     for prompt in PROMPTS:
-        for name, image in _images().items():
+        for name, image in sample_images().items():
             ref = reference(vision_upstream, rendered_chat(server, [{"role": "user", "content": prompt,
                                                               "images": [b64(image)]}]), [image])
             url = "data:image/jpeg;base64," + b64(image)
@@ -169,23 +169,29 @@ def _compatible_turns(oa, an, server, vision_upstream) -> None:
 
 def test_image_beside_text_requests_equals_alone(server):
     """Continuous batching: an image request shares the step loop with text-only ones (3 slots)."""
-    image = _images()["checker"]
+    image = sample_images()["checker"]
     jobs = [{"prompt": PROMPTS[0], "images": [b64(image)]}, {"prompt": "Once upon a time"},
             {"prompt": "The quick brown fox"}]
 
+    spans = []
+
     def run(job):
+        t0 = time.monotonic()
         r = server.post("/api/generate", json={"model": M, "stream": False, "options": OPTS, **job})
+        spans.append((t0, time.monotonic()))
         assert r.status_code == 200, r.text
         return r.json()["context"]
 
     alone = [run(j) for j in jobs]
+    spans.clear()
     with cf.ThreadPoolExecutor(3) as pool:
         together = list(pool.map(run, jobs))
     assert together == alone
+    assert max(a for a, _ in spans) < min(b for _, b in spans), "the three requests did not run together"
 
 
 def test_errors(server):
-    image = b64(_images()["gradient"])
+    image = b64(sample_images()["gradient"])
     r = server.post("/api/generate", json={"model": "plain", "prompt": "hi", "images": [image]})
     assert r.status_code == 400 and "does not support vision" in error_of(r)
     r = server.post("/api/chat", json={"model": "plain", "messages": [
@@ -224,6 +230,13 @@ def test_too_large_image(serve, vision_files, tmp_path):
 def test_push_and_pull_keep_the_projector(server, registry):
     """A manifest with a projector layer goes to a real registry and comes back a vision model."""
     remote = f"{registry.host}/library/vision-remote:v1"
+    try:
+        _push_and_pull(server, remote)
+    finally:        # the module's other tests expect their own models only
+        server.request("DELETE", "/api/delete", json={"model": remote})
+
+
+def _push_and_pull(server, remote: str) -> None:
     assert server.post("/api/copy", json={"source": M, "destination": remote}).status_code == 200
     r = server.post("/api/push", json={"model": remote, "insecure": True, "stream": False})
     assert r.status_code == 200 and r.json()["status"] == "success", r.text
@@ -233,8 +246,7 @@ def test_push_and_pull_keep_the_projector(server, registry):
     assert r.status_code == 200 and r.json()["status"] == "success", r.text
     pulled = server.post("/api/show", json={"model": remote}).json()
     assert "vision" in pulled["capabilities"] and pulled["projector_info"] == manifest["projector_info"]
-    image = b64(_images()["checker"])
+    image = b64(sample_images()["checker"])
     a, b = (server.post("/api/generate", json={"model": name, "prompt": "hi", "images": [image], "stream": False,
                                                "options": OPTS}).json()["response"] for name in (M, remote))
     assert a == b
-    server.request("DELETE", "/api/delete", json={"model": remote})

@@ -7,6 +7,7 @@ import asyncio
 from pyollama import _native
 from pyollama.api import vocabs as V
 from pyollama.errors import ModelLoadError
+from tests.api.helpers import error_of
 
 TEXTS = ["hello world", "<|im_start|>user\nWhy is the sky blue?<|im_end|>", "naïve café ☕ 日本語",
          "x " * (V.INLINE_CHARS + 10)]         # the last one goes through a worker thread
@@ -80,22 +81,20 @@ def test_a_bad_file_fails_each_caller_and_is_retried(tmp_path):
 def test_tokenize_routes_use_the_vocabulary_only(serve, tiny_model_path):
     """/api/tokenize and /api/detokenize answer from the server's vocabulary: a loaded runner (here with a
     non-default context) is neither evicted nor reloaded, and a model not loaded stays unloaded."""
-    from tests.api.helpers import error_of
-
     s = serve()
     r = s.post("/api/generate", json={"model": "tiny", "prompt": "hi", "stream": False,
                                       "options": {"num_ctx": 256, "num_predict": 1}})
     assert r.status_code == 200, r.text
     pids = s.runner_pids()
-    full = _native.Model(str(tiny_model_path), vocab_only=True)
-    want = full.vocab.tokenize("Hello <s> world", add_special=True, parse_special=True)
-    r = s.post("/api/tokenize", json={"model": "tiny", "content": "Hello <s> world", "keep_alive": "1m"})
-    assert r.status_code == 200 and r.json() == {"model": "tiny", "tokens": want}
-    raw = s.post("/api/tokenize", json={"model": "tiny", "content": "Hello <s> world", "add_special": False,
-                                        "parse_special": False}).json()["tokens"]
-    assert raw == full.vocab.tokenize("Hello <s> world", add_special=False, parse_special=False)
-    r = s.post("/api/detokenize", json={"model": "tiny", "tokens": want})
-    assert r.status_code == 200 and r.json()["content"] == full.vocab.detokenize(want)
+    with _native.Model(str(tiny_model_path), vocab_only=True) as full:
+        want = full.vocab.tokenize("Hello <s> world", add_special=True, parse_special=True)
+        r = s.post("/api/tokenize", json={"model": "tiny", "content": "Hello <s> world", "keep_alive": "1m"})
+        assert r.status_code == 200 and r.json() == {"model": "tiny", "tokens": want}
+        raw = s.post("/api/tokenize", json={"model": "tiny", "content": "Hello <s> world", "add_special": False,
+                                            "parse_special": False}).json()["tokens"]
+        assert raw == full.vocab.tokenize("Hello <s> world", add_special=False, parse_special=False)
+        r = s.post("/api/detokenize", json={"model": "tiny", "tokens": want})
+        assert r.status_code == 200 and r.json()["content"] == full.vocab.detokenize(want)
     assert s.post("/api/tokenize", json={"model": "gemma3", "content": "hi"}).status_code == 200
     assert s.runner_pids() == pids
     assert [(m["name"], m["context_length"]) for m in s.ps()] == [("tiny:latest", 256)]

@@ -10,14 +10,14 @@ import pytest
 
 from pyollama.cli.images import ImageError, extract
 from tests.cli.term import Terminal
-from tests.tiny_gguf import png_image, write_tiny_mmproj
+from tests.tiny_gguf import checker_pixel, png_image
 
 pytestmark = [pytest.mark.model]
 OPTS = {"temperature": 0, "num_predict": 8}
 
 
 def checker() -> bytes:
-    return png_image(32, 32, lambda x, y: (255,) * 3 if (x // 4 + y // 4) % 2 else (0,) * 3)
+    return png_image(32, 32, checker_pixel)
 
 
 def test_extract_reads_the_paths_ollama_reads(tmp_path):
@@ -43,12 +43,11 @@ def test_extract_reads_the_paths_ollama_reads(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def vision(cli_session, cli_models, cli_root, tmp_path_factory):
+def vision(cli_session, cli_models, vision_files, tmp_path_factory):
     """``vision``: created by ``pyollama create -f`` from the tiny llama and a projector (two FROM lines)."""
     work = tmp_path_factory.mktemp("vision-modelfile")
-    (work / "tiny-llama.gguf").write_bytes((cli_root / "modelfiles" / "tiny-llama.gguf").read_bytes())
-    write_tiny_mmproj(work / "mmproj.gguf")
-    (work / "Modelfile").write_text("FROM ./tiny-llama.gguf\nFROM ./mmproj.gguf\nPARAMETER temperature 0\n"
+    text, mmproj = vision_files
+    (work / "Modelfile").write_text(f"FROM {text}\nFROM {mmproj}\nPARAMETER temperature 0\n"
                                     "PARAMETER num_predict 8\n")
     cli_session.ok("create", "vision", "-f", str(work / "Modelfile"))
     yield "vision:latest"

@@ -13,23 +13,11 @@ import pytest
 
 from pyollama import _native
 from pyollama.errors import MediaError, ModelLoadError
-from tests.conftest import VOCAB_DIR
-from tests.tiny_gguf import ppm_image
+from tests.tiny_gguf import sample_images
 
 PATCHES = (32 // 8) ** 2           # write_tiny_mmproj's image_size / patch, squared
 N_PREDICT = 12
 PROMPTS = ["Look: {m} What is it?", "{m}\nDescribe the picture in one word:"]
-
-
-def _images() -> dict[str, bytes]:
-    out = {
-        "gradient": ppm_image(40, 24, lambda x, y: (x * 6 % 256, y * 10 % 256, 128)),
-        "checker": ppm_image(32, 32, lambda x, y: (255,) * 3 if (x // 4 + y // 4) % 2 else (0,) * 3),
-    }
-    jpeg = VOCAB_DIR.parent / "tools" / "mtmd" / "test-1.jpeg"        # upstream's own test photo
-    if jpeg.exists():
-        out["photo"] = jpeg.read_bytes()
-    return out
 
 
 def _chat(client, image: bytes | None) -> dict:
@@ -47,7 +35,7 @@ def _chat(client, image: bytes | None) -> dict:
 @pytest.mark.tools
 def test_upstream_runs_the_tiny_vision_model(vision_upstream):
     c, _ = vision_upstream
-    images = _images()
+    images = sample_images()
     text = _chat(c, None)
     answers = {name: _chat(c, images[name]) for name in ("gradient", "checker")}
     again = _chat(c, images["gradient"])
@@ -88,7 +76,7 @@ def _generate(vision_files, image: bytes, prompt: str) -> tuple[list[int], int]:
 @pytest.mark.parametrize("prompt", PROMPTS)
 def test_bindings_generate_upstreams_tokens(vision_files, vision_upstream, prompt):
     c, marker = vision_upstream
-    for name, image in _images().items():
+    for name, image in sample_images().items():
         r = c.post("/completion", json={
             "prompt": {"prompt_string": prompt.format(m=marker), "multimodal_data": [base64.b64encode(image).decode()]},
             "n_predict": N_PREDICT, "temperature": 0, "return_tokens": True, "cache_prompt": False})
@@ -103,7 +91,7 @@ def test_chunks_and_errors(vision_files):
     model = _native.Model(text)
     proj = _native.Projector(model, mmproj)
     assert proj.vision and not proj.audio
-    img = proj.image(_images()["gradient"])
+    img = proj.image(sample_images()["gradient"])
     assert (img.width, img.height) == (40, 24) and len(img.id) == 64          # sha256 of the pixels
     chunks = proj.tokenize(f"a {_native.MEDIA_MARKER} b", [img])
     assert chunks.kinds() == ["text", "image", "text"]

@@ -32,13 +32,6 @@ def test_labels_round_trip():
     assert rpc.endpoint_of("CUDA0") is None and rpc.endpoint_of("RPC0") is None
 
 
-def test_loopback():
-    from pyollama.config import is_loopback
-
-    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("127.3.0.1")
-    assert not is_loopback("0.0.0.0") and not is_loopback("10.1.2.3") and not is_loopback("host")
-
-
 def test_protocol_matches_the_build():
     from pyollama import _native
 

@@ -9,12 +9,11 @@ from pyollama.errors import InvalidRequest, MediaError
 from pyollama.runner.media import Media, Span, places
 from pyollama.runner.runner import Runner
 from pyollama.runner.types import RunnerSpec, SeqRequest
-from tests.tiny_gguf import ppm_image
+from tests.tiny_gguf import sample_images
 
 M = _native.MEDIA_MARKER
 OPTS = {"temperature": 0, "num_predict": 8}
-GRADIENT = ppm_image(40, 24, lambda x, y: (x * 6 % 256, y * 10 % 256, 128))
-CHECKER = ppm_image(32, 32, lambda x, y: (255,) * 3 if (x // 4 + y // 4) % 2 else (0,) * 3)
+GRADIENT, CHECKER = (sample_images()[k] for k in ("gradient", "checker"))
 
 
 @pytest.fixture(scope="module")
